@@ -1,0 +1,28 @@
+"""preimage: what units of vision models respond to, and what they are invariant to."""
+
+__version__ = "0.1.0"
+
+from . import objectives
+from .errors import PreimageError
+from .models import VisionModel, load_model, wrap_model
+from .objectives import Objective
+from .params import Box, FixedNorm, ImageParam, PixelNormBound
+from .render import Convergence, RenderResult, render
+from .transforms import parse_transforms
+
+__all__ = [
+    "objectives",
+    "PreimageError",
+    "VisionModel",
+    "load_model",
+    "wrap_model",
+    "Objective",
+    "Box",
+    "FixedNorm",
+    "ImageParam",
+    "PixelNormBound",
+    "Convergence",
+    "RenderResult",
+    "render",
+    "parse_transforms",
+]

@@ -1,0 +1,140 @@
+"""A vision model as the rest of preimage sees it: a module plus its preprocessing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import PreimageError, suggest
+from .layers import capture, split_address, trace_layers
+
+
+@dataclass
+class VisionModel:
+    """A frozen ``nn.Module`` with the preprocessing it was trained with.
+
+    Images are RGB in [0, 1] ("display space"). ``preprocess`` maps them to the
+    network's input: first linearly onto ``input_range`` (for example (0, 255)
+    for Caffe-style models), then ``(x - mean) / std`` per channel.
+    """
+
+    module: nn.Module
+    name: str = "model"
+    mean: tuple = (0.0, 0.0, 0.0)
+    std: tuple = (1.0, 1.0, 1.0)
+    input_range: tuple = (0.0, 1.0)
+    input_size: int = 224
+    aliases: dict = field(default_factory=dict)
+    classes: list | None = None
+    weights: str = "given"
+    channels_last: bool = True
+    _tables: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.module.eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        for m in self.module.modules():
+            # an in-place ReLU would overwrite a captured conv output and break backward
+            if getattr(m, "inplace", False) is True:
+                m.inplace = False
+        if self.channels_last:
+            self.module.to(memory_format=torch.channels_last)
+        self.mean = tuple(float(v) for v in self.mean)
+        self.std = tuple(float(v) for v in self.std)
+        self.input_range = tuple(float(v) for v in self.input_range)
+
+    # -- device and preprocessing -------------------------------------------------
+
+    @property
+    def device(self):
+        for p in self.module.parameters():
+            return p.device
+        for b in self.module.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    def to(self, device):
+        self.module.to(device)
+        return self
+
+    def preprocess(self, images):
+        """Display-space images (N x 3 x H x W in [0, 1]) -> network inputs."""
+        scale, shift = self.affine(images)
+        x = images * scale + shift
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def affine(self, like):
+        """(scale, shift) with preprocess(x) = x * scale + shift, shaped 1 x 3 x 1 x 1."""
+        scale, shift = self.centering(like)
+        std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+        return scale / std, shift / std
+
+    def centering(self, like):
+        """(scale, shift) with x * scale + shift = the image in input units minus the channel means.
+
+        This is the network input before division by std: the space in which
+        penalties (L2, TV, bounded range) and norm constraints are measured,
+        like the null-mean image of Mahendran & Vedaldi.
+        """
+        lo, hi = self.input_range
+        mean = torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+        return torch.full_like(mean, hi - lo), lo - mean
+
+    def display_mean(self):
+        """The channel means in display space: the image that preprocesses to zero."""
+        lo, hi = self.input_range
+        return tuple((m - lo) / (hi - lo) for m in self.mean)
+
+    # -- layers ---------------------------------------------------------------------
+
+    def layers(self, size=None):
+        """The layer table (addresses, shapes, receptive fields) at an input size."""
+        size = int(size or self.input_size)
+        if size not in self._tables:
+            x = torch.zeros(1, 3, size, size, device=self.device)
+            try:
+                self._tables[size] = trace_layers(self.module, self.preprocess(x), self.aliases)
+            except RuntimeError as e:
+                raise PreimageError(f"model {self.name} cannot run on a {size}x{size} image: {_first_line(e)}") from None
+        return self._tables[size]
+
+    def resolve_layer(self, name):
+        """A user's layer name (module path, PATH#K, or paper alias) -> its address."""
+        address = self.aliases.get(name, name)
+        known = {info.name for info in self.layers()}
+        if address in known:
+            return address
+        path, _ = split_address(address)
+        calls = [n for n in known if split_address(n)[0] == path]
+        if calls:
+            raise PreimageError(f"layer {name!r} of {self.name} runs {len(calls)} times in one forward pass; address one call: {', '.join(sorted(calls))}")
+        valid = list(self.aliases) + [info.name for info in self.layers()]
+        raise PreimageError(f"unknown layer {name!r} for model {self.name}; valid layers: {suggest(name, valid)} (see `preimage layers --model {self.name}`)")
+
+    def layer_info(self, name, size=None):
+        """The LayerInfo of a layer (any accepted name) at an input size."""
+        address = self.resolve_layer(name)
+        for info in self.layers(size):
+            if info.name == address:
+                return info
+        raise PreimageError(f"layer {name!r} of {self.name} is not computed on a {size}x{size} image")
+
+    def activations(self, images, layers):
+        """Outputs of the named layers for display-space images, stopping at the deepest."""
+        addresses = [self.resolve_layer(name) for name in layers]
+        with capture(self.module, addresses) as c:
+            found = c.run(self.preprocess(images))
+        return {name: found[a] for name, a in zip(layers, addresses)}
+
+    def logits(self, images):
+        return self.module(self.preprocess(images))
+
+
+def _first_line(e):
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -1,0 +1,65 @@
+"""Loading weights: seeded random init, a local state-dict file, or a download."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..errors import PreimageError
+
+WEIGHT_CHOICES = "'imagenet', 'random', or a path to a state-dict file"
+
+
+def seeded(build, seed):
+    """Run a constructor with torch's global generator seeded, then restore it.
+
+    torchvision initialises weights from the global generator; forking keeps
+    a user's own random stream untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return build()
+
+
+def read_state_dict(path):
+    """A state dict from a file, loaded with weights_only=True.
+
+    Accepts a bare state dict, a checkpoint holding one under 'state_dict' or
+    'model', and keys prefixed with 'module.' (nn.DataParallel).
+    """
+    if not os.path.isfile(path):
+        raise PreimageError(f"weights file {path!r} does not exist; --weights takes {WEIGHT_CHOICES}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and weights_only errors all mean "not a state dict we can read"
+        raise PreimageError(f"weights file {path!r} is not a readable PyTorch state dict ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise PreimageError(f"weights file {path!r} holds a {type(obj).__name__}, not a state dict of tensors")
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def load_into(module, path, model_name):
+    """Load a state-dict file into a module, strictly, with a one-line error on mismatch."""
+    state = read_state_dict(path)
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)}, model {tuple(own[k].shape)})")
+        raise PreimageError(f"weights file {path!r} does not match model {model_name}: {'; '.join(parts)}")
+    module.load_state_dict(state)
+    return module

@@ -1,0 +1,139 @@
+"""Image parameterizations and the constraints projected after each step.
+
+An ``ImageParam`` holds the optimized tensor ``theta`` and maps it to
+display-space images (N x 3 x H x W, nominally in [0, 1]):
+
+    theta --basis--> raw --colour--> decorrelated --output--> images
+
+* basis ``pixel``: raw = theta; ``fourier``: raw = irfft2(theta * 1/f^d), so
+  each spatial frequency f starts, and moves, with an amplitude 1/f^d.
+* colour ``decorrelate``: raw is expressed in ImageNet's decorrelated colour
+  basis (the square root of the colour covariance), as in Lucid.
+* output ``sigmoid`` squashes into (0, 1); ``linear`` adds 0.5.
+
+Every stage is invertible, so ``set_images`` can start from given images
+(caricature starts from the image itself) and constraints can project in
+image space and write the projection back into theta.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .errors import PreimageError
+
+# Square root of ImageNet's RGB covariance (Lucid's color_correlation_svd_sqrt),
+# normalised so its largest column has unit norm.
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+_COLOR = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
+
+
+def fourier_scale(h, w, decay=1.0):
+    """Amplitude 1/f^d per rfft2 coefficient, f in cycles per image, floored at 1/max(h, w)."""
+    fy = torch.fft.fftfreq(h)[:, None]
+    fx = torch.fft.rfftfreq(w)[None, :]
+    f = torch.sqrt(fx * fx + fy * fy)
+    return 1.0 / torch.clamp(f, min=1.0 / max(h, w)) ** decay
+
+
+class ImageParam(nn.Module):
+    """N images of size H x W as an optimizable parameterization."""
+
+    def __init__(self, n, size, basis="fourier", decorrelate=True, output="sigmoid", decay=1.0, init_std=0.01, generator=None, device="cpu"):
+        super().__init__()
+        h, w = (size, size) if isinstance(size, int) else size
+        if basis not in ("pixel", "fourier"):
+            raise PreimageError(f"unknown parameterization {basis!r}; valid: pixel, fourier")
+        if output not in ("sigmoid", "linear"):
+            raise PreimageError(f"unknown output mapping {output!r}; valid: sigmoid, linear")
+        self.n, self.h, self.w = n, h, w
+        self.basis, self.decorrelate, self.output, self.decay = basis, decorrelate, output, decay
+        device = torch.device(device)
+        if basis == "fourier":
+            self.register_buffer("scale", (fourier_scale(h, w, decay) / 4.0).to(device))
+            shape = (n, 3, h, w // 2 + 1, 2)
+        else:
+            shape = (n, 3, h, w)
+        init = torch.randn(shape, generator=generator) * init_std
+        self.theta = nn.Parameter(init.to(device))
+        self.register_buffer("color", _COLOR.to(device))
+        self.register_buffer("color_inv", torch.linalg.inv(_COLOR).to(device))
+
+    def forward(self):
+        if self.basis == "fourier":
+            spectrum = torch.view_as_complex(self.theta) * self.scale
+            raw = torch.fft.irfft2(spectrum, s=(self.h, self.w), norm="ortho")
+        else:
+            raw = self.theta
+        if self.decorrelate:
+            raw = torch.einsum("nchw,dc->ndhw", raw, self.color)
+        return torch.sigmoid(raw) if self.output == "sigmoid" else raw + 0.5
+
+    @torch.no_grad()
+    def set_images(self, images):
+        """Set theta so that forward() returns ``images`` (clamped into (0, 1) for sigmoid)."""
+        images = images.to(self.theta.device, self.theta.dtype)
+        if self.output == "sigmoid":
+            raw = torch.logit(images.clamp(1e-4, 1 - 1e-4))
+        else:
+            raw = images - 0.5
+        if self.decorrelate:
+            raw = torch.einsum("nchw,dc->ndhw", raw, self.color_inv)
+        if self.basis == "fourier":
+            spectrum = torch.fft.rfft2(raw, norm="ortho") / self.scale
+            self.theta.copy_(torch.view_as_real(spectrum))
+        else:
+            self.theta.copy_(raw)
+
+    def describe(self):
+        return {"basis": self.basis, "decorrelate": self.decorrelate, "output": self.output, "decay": self.decay}
+
+
+# -- constraints: projections applied to the images after each optimizer step -----------------
+
+
+class Box:
+    """Clamp every pixel into [lo, hi] (display space)."""
+
+    def __init__(self, lo=0.0, hi=1.0):
+        self.lo, self.hi = lo, hi
+
+    def __call__(self, images, model):
+        return images.clamp(self.lo, self.hi)
+
+    def describe(self):
+        return {"type": "box", "lo": self.lo, "hi": self.hi}
+
+
+class FixedNorm:
+    """Fix each image's L2 norm in the network's centred input units (Cadena et al. §3.2)."""
+
+    def __init__(self, norm):
+        self.norm = float(norm)
+
+    def __call__(self, images, model):
+        scale, shift = model.centering(images)
+        centred = images * scale + shift
+        norms = centred.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        return (centred * (self.norm / norms) - shift) / scale
+
+    def describe(self):
+        return {"type": "fixed_norm", "norm": self.norm}
+
+
+class PixelNormBound:
+    """Project each pixel's RGB vector into the ball of radius B+ (Mahendran & Vedaldi eq. 6)."""
+
+    def __init__(self, bound):
+        self.bound = float(bound)
+
+    def __call__(self, images, model):
+        scale, shift = model.centering(images)
+        centred = images * scale + shift
+        norms = centred.norm(dim=1, keepdim=True)
+        factor = torch.clamp(self.bound / norms.clamp_min(1e-12), max=1.0)
+        return (centred * factor - shift) / scale
+
+    def describe(self):
+        return {"type": "pixel_norm_bound", "bound": self.bound}

@@ -1,0 +1,67 @@
+"""Run directories: what a command leaves behind, written atomically."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+
+import torch
+
+from . import __version__
+from .images import save_grid, save_json, save_npz, save_png
+
+
+def environment():
+    """Versions that, with the configuration, reproduce a run."""
+    import torchvision
+
+    return {
+        "preimage": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def safe_name(label):
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "image"
+
+
+def save_render(result, out_dir, config, extra_metrics=None):
+    """grid.png, images/NNN_label.png, result.npz and metrics.json for a RenderResult.
+
+    metrics.json is written last, so its presence marks a complete run.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    names = []
+    for i, (image, label) in enumerate(zip(result.images, result.labels)):
+        name = os.path.join("images", f"{i:03d}_{safe_name(label)}.png")
+        save_png(os.path.join(out_dir, name), image)
+        names.append(name)
+    save_grid(os.path.join(out_dir, "grid.png"), result.images)
+    save_npz(
+        os.path.join(out_dir, "result.npz"),
+        images=result.images,
+        inputs=result.inputs,
+        activations=result.activations,
+        objective=result.objective,
+        trace=result.trace,
+        labels=result.labels,
+    )
+    metrics = {
+        "config": {**config, **result.config},
+        "labels": result.labels,
+        "final_objective": result.objective.tolist(),
+        "activations": result.activations.tolist(),
+        "steps": result.steps,
+        "seconds": round(result.seconds, 3),
+        "images": names,
+        "grid": "grid.png",
+        "environment": environment(),
+    }
+    metrics.update(extra_metrics or {})
+    save_json(os.path.join(out_dir, "metrics.json"), metrics)
+    return metrics

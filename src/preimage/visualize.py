@@ -1,0 +1,81 @@
+"""Activation maximization of targets given as strings: the `visualize` command as a call."""
+
+from __future__ import annotations
+
+import torch
+
+from . import objectives as O
+from .errors import PreimageError
+from .images import natural_crops
+from .render import Convergence, render
+from .targets import build_objective, element_values, parse_targets
+
+
+def visualize(
+    model,
+    targets,
+    size=None,
+    steps=256,
+    seed=0,
+    param="fourier",
+    decorrelate=True,
+    transforms="finzi",
+    optimizer="adam",
+    lr=0.05,
+    l2=0.0,
+    tv=0.0,
+    tv_beta=1.0,
+    unit_mode=False,
+    patience=0,
+    progress=True,
+    compare_natural=False,
+):
+    """Maximize each target (one batch element per channel or unit) and return (result, extra metrics).
+
+    targets: strings such as '_blocks.2:all', 'conv3:5@6,6', 'class:tabby' (see preimage.targets).
+    l2, tv: weights of the L2 and TV^β penalties (Finzi's λ1, λ2; averaged over pixels).
+    patience: stop once no element improved for this many steps (0: run all steps).
+    compare_natural: also measure each target on natural patches and report the
+    ratio of the optimized activation to their 99th percentile.
+    """
+    if steps < 1:
+        raise PreimageError(f"bad --steps {steps}; it must be at least 1")
+    if lr <= 0:
+        raise PreimageError(f"bad --lr {lr}; it must be positive")
+    size = int(size or model.input_size)
+    if size < 1:
+        raise PreimageError(f"bad --size {size}; it must be positive")
+    elements = parse_targets(model, targets, size, unit_mode)
+    objective = build_objective(elements)
+    if l2:
+        objective = objective - l2 * O.l2()
+    if tv:
+        objective = objective - tv * O.tv(beta=tv_beta)
+    stop = Convergence(patience=patience) if patience else None
+    result = render(
+        model,
+        objective,
+        n=len(elements),
+        size=size,
+        param=param,
+        decorrelate=decorrelate,
+        transforms=transforms,
+        optimizer=optimizer,
+        lr=lr,
+        steps=steps,
+        seed=seed,
+        stop=stop,
+        progress=progress,
+        desc="visualize",
+        labels=[e.label() for e in elements],
+    )
+    extra = {}
+    if compare_natural:
+        natural = element_values(model, elements, natural_crops(size))
+        p99 = torch.quantile(natural, 0.99, dim=0)
+        extra = {
+            "natural_images": int(natural.shape[0]),
+            "natural_p99": p99.tolist(),
+            "ratio_to_natural_p99": (result.activations / p99).tolist(),
+        }
+    return result, extra
