@@ -53,7 +53,12 @@ OPTIMIZERS = ("adam", "adagrad-momentum")
 
 def make_optimizer(name, params, lr):
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        params = list(params)
+        try:
+            # the fused kernel is one pass over the parameters instead of several
+            return torch.optim.Adam(params, lr=lr, fused=True)
+        except (RuntimeError, TypeError):
+            return torch.optim.Adam(params, lr=lr)
     if name == "adagrad-momentum":
         return AdaGradMomentum(params, lr=lr)
     raise PreimageError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")

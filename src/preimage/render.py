@@ -132,7 +132,7 @@ def render(
     start = time.perf_counter()
     bar = tqdm(total=steps, desc=desc, disable=not progress, file=sys.stderr, leave=False, dynamic_ncols=True)
     try:
-        with capture(model.module, addresses) as cap:
+        with capture(model.runner(addresses), addresses) as cap:
             for step in range(steps):
                 opt.zero_grad(set_to_none=True)
                 images = image_param()

