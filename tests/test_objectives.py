@@ -1,0 +1,79 @@
+"""Objective algebra, per-element batches, and the penalties' closed forms."""
+
+import math
+
+import pytest
+import torch
+
+from preimage import objectives as O
+
+
+def _ctx(acts, images=None):
+    images = torch.zeros(next(iter(acts.values())).shape[0], 3, 4, 4) if images is None else images
+    return O.Context(acts, images, images)
+
+
+def test_algebra_matches_the_terms():
+    a = torch.randn(3, 5, 4, 4)
+    ctx = _ctx({"L": a})
+    ch = a[:, 2].mean((1, 2))
+    unit = a[:, 1, 2, 2]
+    dd = a.pow(2).mean((1, 2, 3))
+    obj = O.channel("L", 2) + 2 * O.unit("L", 1) - O.layer("L") / 4
+    assert torch.allclose(obj(ctx), ch + 2 * unit - dd / 4)
+    assert obj.layers == {"L"}
+    assert len(obj.terms()) == 3
+    assert torch.allclose((0.5 * (obj - obj))(ctx), torch.zeros(3), atol=1e-6)
+    assert torch.allclose(O.weighted_sum([O.channel("L", 0), O.channel("L", 1)], [1.0, -1.0])(ctx), a[:, 0].mean((1, 2)) - a[:, 1].mean((1, 2)))
+
+
+def test_each_element_its_own_channel():
+    a = torch.randn(4, 6, 3, 3)
+    ctx = _ctx({"L": a})
+    got = O.channel("L", [5, 0, 3, 1])(ctx)
+    want = torch.stack([a[0, 5], a[1, 0], a[2, 3], a[3, 1]]).mean((1, 2))
+    assert torch.allclose(got, want)
+    partial = O.channel("L", [2, 4], batch=[1, 3])(ctx)
+    assert torch.allclose(partial, torch.stack([torch.tensor(0.0), a[1, 2].mean(), torch.tensor(0.0), a[3, 4].mean()]))
+    units = O.unit("L", [1, 2], y=0, x=2, batch=[0, 2])(ctx)
+    assert torch.allclose(units, torch.stack([a[0, 1, 0, 2], torch.tensor(0.0), a[2, 2, 0, 2], torch.tensor(0.0)]))
+
+
+def test_direction_is_a_dot_product_in_channel_space():
+    a = torch.randn(2, 3, 2, 2)
+    v = torch.tensor([1.0, -2.0, 0.5])
+    got = O.direction("L", v)(_ctx({"L": a}))
+    assert torch.allclose(got, (a * v.view(1, 3, 1, 1)).sum(1).mean((1, 2)))
+    with pytest.raises(Exception, match="3 components"):
+        O.direction("L", v)(_ctx({"L": torch.randn(2, 4, 2, 2)}))
+
+
+def test_tv_of_a_ramp():
+    # x(v, u, k) = s*u: every horizontal difference is s, vertical 0, over (H-1)(W-1) pairs per channel
+    h = w = 8
+    s = 0.25
+    ramp = (torch.arange(w, dtype=torch.float32) * s).expand(1, 3, h, w).clone()
+    ctx = O.Context({}, ramp, ramp)
+    for beta in (1.0, 2.0):
+        want = 3 * (h - 1) * (w - 1) * s**beta / (h * w)
+        assert math.isclose(float(O.tv(beta)(ctx)), want, rel_tol=1e-4)
+    assert math.isclose(float(O.tv(2.0, V=0.5)(ctx)), 3 * 49 * s**2 / (64 * 0.25), rel_tol=1e-4)
+
+
+def test_l2_and_bounded_range_of_a_constant_image():
+    x = torch.full((1, 3, 5, 5), 2.0)
+    ctx = O.Context({}, x, x)
+    assert math.isclose(float(O.l2()(ctx)), 12.0, rel_tol=1e-6)  # Σ_k 2² per pixel
+    # N_α = (1/(HW B^α)) Σ (Σ_k x²)^(α/2): every pixel has RGB norm sqrt(12)
+    assert math.isclose(float(O.bounded_range(6, B=2.0)(ctx)), 12**3 / 2**6, rel_tol=1e-5)
+
+
+def test_split_separates_targets_and_penalties():
+    a = torch.randn(2, 3, 2, 2)
+    x = torch.rand(2, 3, 4, 4)
+    ctx = O.Context({"L": a}, x, x)
+    obj = O.channel("L", 1) - 0.1 * O.l2()
+    targets, penalties = obj.split(ctx)
+    assert torch.allclose(targets, a[:, 1].mean((1, 2)))
+    assert torch.allclose(penalties, -0.1 * x.pow(2).sum((1, 2, 3)) / 16)
+    assert torch.allclose(targets + penalties, obj(ctx))
