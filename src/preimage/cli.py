@@ -47,10 +47,11 @@ def cmd_layers(args):
     if args.json:
         print(json.dumps([info.as_dict() for info in table], indent=1))
         return
-    print(f"{'layer':34} {'alias':9} {'shape':>18} {'rf_size':>8} {'rf_stride':>9}")
+    width = max(len(info.name) for info in table)
+    print(f"{'layer':{width}}  {'alias':8} {'shape':>16} {'rf_size':>8} {'rf_stride':>9}")
     for info in table:
         shape = "x".join(str(s) for s in info.shape)
-        print(f"{info.name:34} {info.alias or '':9} {shape:>18} {str(info.rf_size):>8} {str(info.rf_stride):>9}")
+        print(f"{info.name:{width}}  {info.alias or '':8} {shape:>16} {str(info.rf_size):>8} {str(info.rf_stride):>9}")
 
 
 def cmd_visualize(args):
@@ -127,7 +128,7 @@ def build_parser():
     p.add_argument("--tv", type=float, default=0.0, help="weight of the total-variation penalty (Finzi's λ2)")
     p.add_argument("--tv-beta", type=float, default=1.0, help="exponent β of TV^β (1: Finzi; 2: Mahendran & Vedaldi)")
     p.add_argument("--unit", action="store_true", help="LAYER:C means the centre unit instead of the channel mean")
-    p.add_argument("--patience", type=int, default=0, help="stop when no element improved for this many steps (default 0: run all steps)")
+    p.add_argument("--patience", type=int, default=50, help="stop once no image has improved for this many steps (default 50; 0 runs every step)")
     p.add_argument("--compare-natural", action="store_true", help="also report activation / 99th percentile over natural image patches")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory")
@@ -143,6 +144,9 @@ def main(argv=None):
     except PreimageError as e:
         print(f"preimage: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `preimage layers | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("preimage: interrupted; nothing was saved for the unfinished run", file=sys.stderr)
         return 130

@@ -116,7 +116,11 @@ def render(
     if init is not None:
         image_param.set_images(init)
     pipeline = parse_transforms(transforms)
-    fill = model.display_mean() if pipeline.fill == "mean" else pipeline.fill
+    # transforms act on the normalized image, so the mean-colour fill is zero there: plain zero padding
+    fill = None
+    if pipeline.fill != "mean":
+        fill_display = torch.as_tensor(pipeline.fill, dtype=torch.float32, device=device).expand(3).view(1, 3, 1, 1)
+        fill = model.normalize(fill_display).flatten().tolist()
     opt = make_optimizer(optimizer, image_param.parameters(), lr)
     names = sorted(objective.layers)
     addresses = [model.resolve_layer(name) for name in names]
@@ -136,8 +140,9 @@ def render(
             for step in range(steps):
                 opt.zero_grad(set_to_none=True)
                 images = image_param()
-                seen = pipeline(images, generator, fill) if pipeline else images
-                ctx = context(images, model.preprocess(seen), cap)
+                normalized = model.normalize(images)
+                seen = pipeline(normalized, generator, fill) if pipeline else normalized
+                ctx = context(images, model.memory_format(seen), cap)
                 values = objective(ctx)
                 loss = -values.sum()
                 loss.backward()

@@ -7,7 +7,8 @@ canvas to its input canvas (pixel coordinates centred on the canvas). A
 once with ``grid_sample``: one bilinear interpolation per step of the
 optimization, whatever the number of transforms, and no blur from repeated
 resampling. Pixels that come from outside the image take a fill value (the
-model's mean colour by default, which the network sees as zero).
+model's mean colour by default: the render loop transforms normalized images,
+where that colour is zero, so the fill costs nothing).
 
 Steps (Lucid's, which Finzi uses as preprocessing):
   pad(p)          canvas grows by p on each side
@@ -131,12 +132,26 @@ class Pipeline:
             return images
         n, c, h, w = images.shape
         theta, out = self.sample(n, (h, w), generator)
-        theta = theta.to(images.device, images.dtype)
-        grid = F.affine_grid(theta, (n, c, out[0], out[1]), align_corners=False)
+        grid = _affine_grid(theta.to(images.device, images.dtype), out)
         if fill_value is None:
             return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         fill = torch.as_tensor(fill_value, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
         return F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+
+
+def _affine_grid(theta, out):
+    """F.affine_grid(theta, (n, c, h, w), align_corners=False) as two broadcast multiply-adds.
+
+    The same sampling positions as torch's, without its batched matrix product
+    over a homogeneous base grid (a third of the cost on the CPU).
+    """
+    h, w = out
+    xs = (torch.arange(w, dtype=theta.dtype, device=theta.device) * 2 + 1) / w - 1
+    ys = (torch.arange(h, dtype=theta.dtype, device=theta.device) * 2 + 1) / h - 1
+    a = theta[:, None, None, :, 0]  # x coefficient, (n, 1, 1, 2)
+    b = theta[:, None, None, :, 1]  # y coefficient
+    t = theta[:, None, None, :, 2]
+    return torch.addcmul(torch.addcmul(t, ys.view(1, h, 1, 1), b), xs.view(1, 1, w, 1), a)
 
 
 def _numbers(text):

@@ -26,7 +26,7 @@ def visualize(
     tv=0.0,
     tv_beta=1.0,
     unit_mode=False,
-    patience=0,
+    patience=50,
     progress=True,
     compare_natural=False,
 ):
@@ -34,7 +34,7 @@ def visualize(
 
     targets: strings such as '_blocks.2:all', 'conv3:5@6,6', 'class:tabby' (see preimage.targets).
     l2, tv: weights of the L2 and TV^β penalties (Finzi's λ1, λ2; averaged over pixels).
-    patience: stop once no element improved for this many steps (0: run all steps).
+    patience: stop once no element has improved for this many steps (0: run every step).
     compare_natural: also measure each target on natural patches and report the
     ratio of the optimized activation to their 99th percentile.
     """

@@ -33,6 +33,7 @@ class VisionModel:
     fuse: bool = True
     _tables: dict = field(default_factory=dict, repr=False)
     _fused: tuple | None = field(default=None, repr=False)
+    _affine: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.module.eval()
@@ -84,18 +85,27 @@ class VisionModel:
         return fast
 
     def preprocess(self, images):
-        """Display-space images (N x 3 x H x W in [0, 1]) -> network inputs."""
+        """Display-space images (N x 3 x H x W in [0, 1]) -> network inputs, in the model's memory format."""
+        return self.memory_format(self.normalize(images))
+
+    def normalize(self, images):
+        """The preprocessing arithmetic alone: x * scale + shift per channel."""
         scale, shift = self.affine(images)
-        x = images * scale + shift
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return torch.addcmul(shift, images, scale)
+
+    def memory_format(self, inputs):
+        if self.channels_last and inputs.dim() == 4:
+            return inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
 
     def affine(self, like):
         """(scale, shift) with preprocess(x) = x * scale + shift, shaped 1 x 3 x 1 x 1."""
-        scale, shift = self.centering(like)
-        std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
-        return scale / std, shift / std
+        key = (like.device, like.dtype)
+        if key not in self._affine:
+            scale, shift = self.centering(like)
+            std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+            self._affine[key] = (scale / std, shift / std)
+        return self._affine[key]
 
     def centering(self, like):
         """(scale, shift) with x * scale + shift = the image in input units minus the channel means.
