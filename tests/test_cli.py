@@ -23,10 +23,10 @@ def run(argv, capsys):
 
 def test_visualize_writes_pngs_npz_and_metrics(tmp_path, capsys):
     out = tmp_path / "run"
-    code, stdout, _ = run(["visualize", "--target", "_blocks.1:0-2", "--target", "_blocks.0:3@4,5", "--size", "32", "--steps", "3", "--tv", "0.01", "--quiet", "--out", str(out)], capsys)
+    code, stdout, _ = run(["visualize", "--target", "_blocks.1:0-2", "--target", "_blocks.0:3@4,5", "--target", "class:tabby", "--size", "32", "--steps", "3", "--tv", "0.01", "--quiet", "--out", str(out)], capsys)
     assert code == 0 and "grid.png" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["labels"] == ["_blocks.1:0", "_blocks.1:1", "_blocks.1:2", "_blocks.0:3@4,5"]
+    assert metrics["labels"] == ["_blocks.1:0", "_blocks.1:1", "_blocks.1:2", "_blocks.0:3@4,5", "class:281:tabby"]
     assert metrics["steps"] == 3 and metrics["seconds"] > 0
     assert metrics["config"]["model"] == "efficientnet_lite0" and metrics["config"]["tv"] == 0.01
     assert metrics["config"]["transforms"]["steps"][0] == "pad:12"
@@ -36,9 +36,9 @@ def test_visualize_writes_pngs_npz_and_metrics(tmp_path, capsys):
         with Image.open(out / name) as im:
             assert im.mode == "RGB"
     data = np.load(out / "result.npz")
-    assert data["images"].shape == (4, 3, 32, 32) and data["images"].min() >= 0 and data["images"].max() <= 1
-    assert data["inputs"].shape == (4, 3, 32, 32)
-    assert data["activations"].shape == (4,)
+    assert data["images"].shape == (5, 3, 32, 32) and data["images"].min() >= 0 and data["images"].max() <= 1
+    assert data["inputs"].shape == (5, 3, 32, 32)
+    assert data["activations"].shape == (5,)
     assert np.allclose(data["activations"], metrics["activations"])
 
 

@@ -37,8 +37,11 @@ class Element:
     y: int | None = None
     x: int | None = None
     vector: str | None = None  # direction file
+    title: str | None = None  # how the user named it, where that differs (class:tabby)
 
     def label(self):
+        if self.title:
+            return self.title
         if self.kind == "layer":
             return f"{self.layer}"
         if self.kind == "direction":
@@ -126,10 +129,11 @@ def _class_element(model, spec, size):
         c = int(name)
         if not 0 <= c < count:
             raise PreimageError(f"class {c} out of range: {model.name} has {count} classes (0..{count - 1})")
-        return Element("channel", out, c)
+        return Element("channel", out, c, title=f"class:{c}")
     classes = [c.lower() for c in (model.classes or [])]
     if name.lower() in classes:
-        return Element("channel", out, classes.index(name.lower()))
+        c = classes.index(name.lower())
+        return Element("channel", out, c, title=f"class:{c}:{model.classes[c]}")
     raise PreimageError(f"unknown class {name!r} for {model.name}; valid: an index 0..{count - 1} or a class name such as {suggest(name, model.classes or [], limit=5)}")
 
 

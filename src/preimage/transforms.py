@@ -19,12 +19,20 @@ Steps (Lucid's, which Finzi uses as preprocessing):
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import PreimageError
+
+
+def _eye(n):
+    return np.repeat(np.eye(3)[None], n, axis=0)
+
+
+def _draw(count, n, generator):
+    """n indices in [0, count) from the torch generator (so one seed drives the whole run)."""
+    return torch.randint(0, count, (n,), generator=generator).numpy()
 
 
 class Pad:
@@ -32,7 +40,7 @@ class Pad:
         self.pad = int(pad)
 
     def step(self, n, hw, generator):
-        return torch.eye(3).expand(n, 3, 3), (hw[0] + 2 * self.pad, hw[1] + 2 * self.pad)
+        return _eye(n), (hw[0] + 2 * self.pad, hw[1] + 2 * self.pad)
 
     def describe(self):
         return f"pad:{self.pad}"
@@ -44,11 +52,10 @@ class Jitter:
 
     def step(self, n, hw, generator):
         if self.d <= 0:
-            return torch.eye(3).expand(n, 3, 3), hw
-        off = torch.randint(0, self.d, (n, 2), generator=generator).float() - self.d / 2
-        m = torch.eye(3).repeat(n, 1, 1)
-        m[:, 0, 2] = off[:, 1]  # x
-        m[:, 1, 2] = off[:, 0]  # y
+            return _eye(n), hw
+        m = _eye(n)
+        m[:, 0, 2] = _draw(self.d, n, generator) - self.d / 2  # x
+        m[:, 1, 2] = _draw(self.d, n, generator) - self.d / 2  # y
         return m, (hw[0] - self.d, hw[1] - self.d)
 
     def describe(self):
@@ -57,34 +64,34 @@ class Jitter:
 
 class Scale:
     def __init__(self, factors):
-        self.factors = torch.tensor([float(f) for f in factors])
+        self.factors = np.array([float(f) for f in factors])
 
     def step(self, n, hw, generator):
-        s = self.factors[torch.randint(0, len(self.factors), (n,), generator=generator)]
-        m = torch.eye(3).repeat(n, 1, 1)
+        s = self.factors[_draw(len(self.factors), n, generator)]
+        m = _eye(n)
         m[:, 0, 0] = 1.0 / s
         m[:, 1, 1] = 1.0 / s
         return m, hw
 
     def describe(self):
-        return "scale:" + ",".join(f"{f:g}" for f in self.factors.tolist())
+        return "scale:" + ",".join(f"{f:g}" for f in self.factors)
 
 
 class Rotate:
     def __init__(self, angles):
-        self.angles = torch.tensor([float(a) for a in angles])
+        self.angles = np.array([float(a) for a in angles])
 
     def step(self, n, hw, generator):
-        a = self.angles[torch.randint(0, len(self.angles), (n,), generator=generator)] * (math.pi / 180)
-        c, s = torch.cos(a), torch.sin(a)
-        m = torch.eye(3).repeat(n, 1, 1)
+        a = np.deg2rad(self.angles[_draw(len(self.angles), n, generator)])
+        c, s = np.cos(a), np.sin(a)
+        m = _eye(n)
         # output point p comes from input point R(-a) p
         m[:, 0, 0], m[:, 0, 1] = c, s
         m[:, 1, 0], m[:, 1, 1] = -s, c
         return m, hw
 
     def describe(self):
-        return "rotate:" + ",".join(f"{a:g}" for a in self.angles.tolist())
+        return "rotate:" + ",".join(f"{a:g}" for a in self.angles)
 
 
 class Pipeline:
@@ -109,8 +116,12 @@ class Pipeline:
         return {"steps": [s.describe() for s in self.steps], "output_size": self.output_size, "fill": self.fill}
 
     def sample(self, n, hw, generator=None):
-        """Per element: a 2 x 3 affine_grid matrix and the output size."""
-        total = torch.eye(3).repeat(n, 1, 1)
+        """Per element: a 2 x 3 affine_grid matrix (float32 tensor) and the output size.
+
+        The matrices are tiny, so they are composed in NumPy; only the random
+        draws come from the torch generator.
+        """
+        total = _eye(n)
         canvas = hw
         for step in self.steps:
             m, canvas = step.step(n, canvas, generator)
@@ -119,13 +130,12 @@ class Pipeline:
             out = canvas
         else:
             out = hw if self.output_size == "input" else (int(self.output_size), int(self.output_size))
-            resize = torch.diag(torch.tensor([canvas[1] / out[1], canvas[0] / out[0], 1.0]))
-            total = total @ resize
+            total = total @ np.diag([canvas[1] / out[1], canvas[0] / out[0], 1.0])
         # centred pixels -> grid_sample's normalised coordinates (align_corners=False)
-        to_norm = torch.diag(torch.tensor([2.0 / hw[1], 2.0 / hw[0], 1.0]))
-        from_norm = torch.diag(torch.tensor([out[1] / 2.0, out[0] / 2.0, 1.0]))
+        to_norm = np.diag([2.0 / hw[1], 2.0 / hw[0], 1.0])
+        from_norm = np.diag([out[1] / 2.0, out[0] / 2.0, 1.0])
         theta = (to_norm @ total @ from_norm)[:, :2, :]
-        return theta, out
+        return torch.from_numpy(theta.astype(np.float32)), out
 
     def __call__(self, images, generator=None, fill_value=None):
         if not self.steps:

@@ -93,6 +93,8 @@ def _set(root, path, new):
 def fuse(module, inputs):
     """(fast copy of module, set of addresses whose outputs differ in the copy)."""
     pairs = _foldable_pairs(module, inputs)
+    if not pairs:  # nothing to fold (VGG, AlexNet): no copy of the weights
+        return module, set()
     fast = copy.deepcopy(module)
     changed = set()
     for conv_path, bn_path in pairs:
