@@ -77,3 +77,29 @@ def test_split_separates_targets_and_penalties():
     assert torch.allclose(targets, a[:, 1].mean((1, 2)))
     assert torch.allclose(penalties, -0.1 * x.pow(2).sum((1, 2, 3)) / 16)
     assert torch.allclose(targets + penalties, obj(ctx))
+
+
+def test_inversion_loss_is_eq_2_and_eq_3():
+    a = torch.randn(3, 4, 5, 5)
+    target = torch.randn(3, 4, 5, 5)
+    ctx = _ctx({"L": a})
+    full = ((a - target) ** 2).sum((1, 2, 3)) / (target**2).sum((1, 2, 3))
+    assert torch.allclose(O.inversion("L", target, weight=20.0)(ctx), -20.0 * full, rtol=1e-5)
+    mask = torch.zeros(1, 4, 5, 5)
+    mask[:, 1:3, 1:4, 1:4] = 1
+    masked = (((a - target) * mask) ** 2).sum((1, 2, 3)) / ((target * mask) ** 2).sum((1, 2, 3))
+    c = torch.tensor([1.0, 100.0, 300.0])
+    assert torch.allclose(O.inversion("L", target, mask=mask, weight=c)(ctx), -c * masked, rtol=1e-5)
+    # one shared target, and a term on some elements only
+    shared = O.inversion("L", target[0], batch=[2])(ctx)
+    assert shared[0] == 0 and shared[1] == 0
+    assert torch.allclose(shared[2], -((a[2] - target[0]) ** 2).sum() / (target[0] ** 2).sum(), rtol=1e-5)
+    assert torch.allclose(O.inversion("L", a)(ctx), torch.zeros(3))
+
+
+def test_inner_product_is_eq_4():
+    a = torch.randn(2, 3, 4, 4)
+    w = torch.rand(2, 3, 4, 4)
+    z = torch.tensor([2.0, 5.0])
+    got = O.inner_product("L", w, Z=z)(_ctx({"L": a}))
+    assert torch.allclose(got, (a * w).sum((1, 2, 3)) / z, rtol=1e-5)

@@ -98,6 +98,147 @@ def cmd_visualize(args):
         print(f"activation / natural 99th percentile: median {sorted(ratios)[len(ratios) // 2]:.3g}, min {min(ratios):.3g} over {extra['natural_images']} natural patches")
 
 
+def _energy(args):
+    from .natural_preimages import Energy
+
+    if args.steps < 1:
+        raise PreimageError(f"bad --steps {args.steps}; it must be at least 1")
+    return Energy(steps=args.steps)
+
+
+def _size(args, model):
+    size = int(args.size or model.input_size)
+    if size < 1:
+        raise PreimageError(f"bad --size {size}; it must be positive")
+    return size
+
+
+def _channel_range(text):
+    a, sep, b = (text or "").partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(a), int(b)
+    except ValueError:
+        raise PreimageError(f"bad --mask-channels {text!r}; expected A:B, channels A to B-1") from None
+
+
+def _numbers(text, flag):
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise PreimageError(f"bad {flag} {text!r}; expected numbers separated by commas, such as 1,20,100,300")
+    return values
+
+
+def cmd_invert(args):
+    from .images import load_image_arg
+    from .natural_preimages import feature_mask, invert, window_box
+    from .store import save_preimages
+
+    model = _load(args)
+    size = _size(args, model)
+    image = load_image_arg(args.image, size)
+    info = model.layer_info(args.layer, size)
+    channels = _channel_range(args.mask_channels) if args.mask_channels else None
+    if args.mask_window is not None or channels is not None:
+        feature_mask(info.shape, args.mask_window, channels)  # check before the run
+    result = invert(model, args.layer, image, C=args.C, mask_window=args.mask_window, mask_channels=channels, seeds=args.seeds, seed=args.seed, energy=_energy(args), progress=not args.quiet)
+    box = window_box(info, args.mask_window) if args.mask_window else None
+    errors = [round(float(e), 5) for e in result.scores]
+    config = {"command": "invert", "model": model.name, "weights": model.weights, "image": args.image, "size": size, "argv": sys.argv[1:]}
+    extra = {"reconstruction_error": errors}
+    if box:
+        extra["window_receptive_field"] = {"top": box[0], "bottom": box[1], "left": box[2], "right": box[3]}
+    save_preimages(result, args.out, config, originals=image, labels=[f"seed{m['seed']}_C{m['C']:g}" for m in result.meta], box=box, extra_metrics=extra)
+    print(f"wrote {len(errors)} reconstruction(s) from {args.layer} to {os.path.join(args.out, 'images')}/, {os.path.join(args.out, 'grid.png')}, result.npz and metrics.json")
+    print(f"reconstruction error ‖Φ(x*) - Φ0‖/‖Φ0‖: {', '.join(f'{100 * e:.1f} %' for e in errors)} (C = {result.config['C'][0]:g}, {result.render.steps} steps)")
+
+
+def cmd_caricature(args):
+    from .images import load_image_arg
+    from .natural_preimages import caricature
+    from .store import save_preimages
+
+    model = _load(args)
+    size = _size(args, model)
+    image = load_image_arg(args.image, size)
+    layers = [l for l in args.layer.split(",") if l]
+    for layer in layers:
+        model.layer_info(layer, size)
+    for layer in layers:
+        result = caricature(model, layer, image, C=args.C, seed=args.seed, energy=_energy(args), progress=not args.quiet)
+        out = os.path.join(args.out, layer.replace(".", "_").replace("#", "_")) if len(layers) > 1 else args.out
+        config = {"command": "caricature", "model": model.name, "weights": model.weights, "image": args.image, "size": size, "argv": sys.argv[1:]}
+        factor = float(result.scores[0])
+        save_preimages(result, out, config, originals=image, labels=[layer], extra_metrics={"exaggeration": factor})
+        print(f"{layer}: caricature in {out}/ (⟨Φ(x*), Φ0⟩/‖Φ0‖² = {factor:.2f}, 1 at the original)")
+
+
+def cmd_maximize(args):
+    from .images import load_folder, natural_crops
+    from .natural_preimages import maximize
+    from .store import save_preimages
+    from .targets import parse_target
+
+    model = _load(args)
+    elements = parse_target(model, args.target, args.size or model.input_size)
+    layers = {e.layer for e in elements}
+    if len(layers) != 1 or any(e.kind not in ("channel", "unit") for e in elements):
+        raise PreimageError(f"bad --target {args.target!r}; maximize takes channels of one layer: LAYER:C, LAYER:A-B, LAYER:all or LAYER:C@Y,X")
+    layer = elements[0].layer
+    position = (elements[0].y, elements[0].x) if elements[0].y is not None else None
+    info = model.layer_info(layer, args.size or model.input_size)
+    rf = info.rf_size if not isinstance(info.rf_size, list) else max(info.rf_size)
+    size = int(args.size or min(model.input_size, rf))
+    natural = load_folder(args.images, size)[0] if args.images else natural_crops(size)
+    result = maximize(model, layer, [e.channel for e in elements], natural, size=size, C=args.C, position=position, seed=args.seed, energy=_energy(args), progress=not args.quiet)
+    config = {"command": "maximize", "model": model.name, "weights": model.weights, "target": args.target, "natural_images": args.images or "samples", "argv": sys.argv[1:]}
+    ratios = [round(float(r), 3) for r in result.scores]
+    save_preimages(result, args.out, config, labels=[e.label() for e in elements], extra_metrics={"activation_over_M": ratios})
+    print(f"wrote {len(ratios)} image(s) to {os.path.join(args.out, 'images')}/ and {os.path.join(args.out, 'grid.png')}; activation / natural maximum M: {', '.join(f'{r:.2f}' for r in ratios)}")
+
+
+def cmd_invert_table(args):
+    from .images import load_folder, sample_images
+    from .inversion_table import inversion_table, write_table
+
+    model = _load(args)
+    size = _size(args, model)
+    layers = [l for l in args.layers.split(",") if l]
+    if not layers:
+        raise PreimageError("bad --layers ''; give layer names separated by commas")
+    for layer in layers:
+        model.layer_info(layer, size)
+    Cs = _numbers(args.C, "--C")
+    if any(c <= 0 for c in Cs):
+        raise PreimageError(f"bad --C {args.C!r}; every C must be positive")
+    if args.images:
+        images, files = load_folder(args.images, size, args.limit)
+    else:
+        images = sample_images(size)[: args.limit] if args.limit else sample_images(size)
+        from .images import SAMPLE_IMAGES
+
+        files = [f"sample:{n}" for n in SAMPLE_IMAGES][: images.shape[0]]
+    energy = _energy(args)
+    errors, first = inversion_table(model, layers, Cs, images, seeds=1, seed=args.seed, energy=energy, progress=not args.quiet)
+    config = {"command": "invert-table", "model": model.name, "weights": model.weights, "size": size, "images": files, "seed": args.seed, "energy": energy.describe(), "argv": sys.argv[1:]}
+    write_table(args.out, model, layers, Cs, errors, first, images, config)
+    print(open(os.path.join(args.out, "table.md")).read().rstrip())
+    print(f"wrote table.csv, table.md, errors.png, inversions.png, result.npz and metrics.json to {args.out}/")
+
+
+def _preimage_args(p, steps=300):
+    _model_args(p)
+    p.add_argument("--size", type=int, default=None, help="the network's window in pixels (default: the model's input size)")
+    p.add_argument("--steps", type=int, default=steps, help=f"optimization steps (default {steps}, the paper's T)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise and the jitter (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="output directory")
+
+
 def build_parser():
     from .optim import OPTIMIZERS
 
@@ -133,6 +274,38 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(run=cmd_visualize)
+
+    p = sub.add_parser("invert", help="reconstruct an image from its code at a layer (Mahendran & Vedaldi §5)")
+    _preimage_args(p)
+    p.add_argument("--layer", required=True)
+    p.add_argument("--image", required=True, help="an image file, or sample:NAME (astronaut, chelsea, coffee, ...)")
+    p.add_argument("--C", type=float, default=None, help="weight of the loss (default: the paper's choice by depth)")
+    p.add_argument("--mask-window", type=int, default=None, help="invert only the central K x K window of the feature map")
+    p.add_argument("--mask-channels", default=None, help="invert only channels A to B-1, given as A:B")
+    p.add_argument("--seeds", type=int, default=1, help="reconstructions from different noise (default 1)")
+    p.set_defaults(run=cmd_invert)
+
+    p = sub.add_parser("caricature", help="exaggerate what layers see in an image (Mahendran & Vedaldi §7)")
+    _preimage_args(p)
+    p.add_argument("--layer", required=True, help="a layer, or several separated by commas (one folder each)")
+    p.add_argument("--image", required=True, help="an image file, or sample:NAME")
+    p.add_argument("--C", type=float, default=1.0, help="weight of the loss (default 1)")
+    p.set_defaults(run=cmd_caricature)
+
+    p = sub.add_parser("maximize", help="activation maximization with Mahendran & Vedaldi's energy (§6)")
+    _preimage_args(p)
+    p.add_argument("--target", required=True, help="LAYER:C, LAYER:A-B, LAYER:all, or LAYER:C@Y,X (one image per channel)")
+    p.add_argument("--images", default=None, help="folder of natural images on which M is measured (default: the sample photographs)")
+    p.add_argument("--C", type=float, default=1.0, help="weight of the loss (default 1, the paper's)")
+    p.set_defaults(run=cmd_maximize)
+
+    p = sub.add_parser("invert-table", help="inversion error per layer and per C, like Table 5 of Mahendran & Vedaldi")
+    _preimage_args(p)
+    p.add_argument("--layers", required=True, help="layer names separated by commas")
+    p.add_argument("--C", default="1,20,100,300", help="values of C separated by commas (default 1,20,100,300)")
+    p.add_argument("--images", default=None, help="folder of images (default: the sample photographs)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.set_defaults(run=cmd_invert_table)
     return parser
 
 

@@ -163,6 +163,32 @@ def natural_crops(size, per_side=3, scales=(1.0, 0.6), names=None):
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255.0
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def load_folder(path, size, limit=None):
+    """Every image file in a folder (sorted by name), centre-cropped to size x size: N x 3 x S x S."""
+    if not os.path.isdir(path):
+        raise PreimageError(f"image folder {path!r} does not exist")
+    files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_SUFFIXES))
+    if not files:
+        raise PreimageError(f"image folder {path!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    files = files[:limit] if limit else files
+    return torch.cat([load_image(os.path.join(path, f), size) for f in files]), files
+
+
+def load_image_arg(spec, size):
+    """--image: a file, or sample:NAME for one of scikit-image's photographs."""
+    if spec.startswith("sample:"):
+        name = spec[len("sample:"):]
+        if name not in SAMPLE_IMAGES:
+            from .errors import suggest
+
+            raise PreimageError(f"unknown sample image {name!r}; valid: {suggest(name, SAMPLE_IMAGES)}")
+        return sample_images(size, [name])
+    return load_image(spec, size)
+
+
 def load_image(path, size=None):
     """An image file -> 1 x 3 x H x W in [0, 1], centre-cropped to size x size if given."""
     try:

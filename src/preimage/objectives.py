@@ -248,6 +248,64 @@ def direction(layer, vector, batch=None):
     return Objective(_per_element(values, batch), [layer], f"{layer}·direction")
 
 
+def _shared_or_rows(t, idx):
+    """Rows of a per-element tensor (first dimension N), or a shared one (first dimension 1)."""
+    return t if idx is None or t.shape[0] == 1 else t.index_select(0, idx)
+
+
+def _leading(t, dims):
+    """A tensor given for one element (dims - 1 dimensions) or per element (dims), with a leading axis."""
+    return t.unsqueeze(0) if t.dim() == dims - 1 else t
+
+
+def inversion(layer, target, mask=None, weight=1.0, batch=None):
+    """Minus the inversion loss of Mahendran & Vedaldi eqs. 2-3, times C, to be maximized.
+
+        ℓ = ‖(Φ(x) - Φ0) ⊙ M‖² / ‖Φ0 ⊙ M‖²
+
+    target: Φ0, one per element (N x C x H x W) or one for all (C x H x W).
+    mask: 0/1, broadcastable to Φ0 (a spatial window, a channel subset), or None.
+    weight: the constant C, a scalar or one per element.
+    """
+    cache = {}
+
+    def values(ctx, idx):
+        a = _rows(ctx.activations[layer], idx)
+        key = (a.device, a.dtype)
+        if key not in cache:
+            t = _leading(torch.as_tensor(target).detach().to(a.device, a.dtype), a.dim())
+            m = None if mask is None else torch.as_tensor(mask).to(a.device, a.dtype)
+            t = t if m is None else t * m
+            norm = t.pow(2).reshape(t.shape[0], -1).sum(1)
+            c = torch.as_tensor(weight, dtype=a.dtype).reshape(-1).to(a.device)
+            cache[key] = (t, m, norm, c)
+        t, m, norm, c = cache[key]
+        diff = (a if m is None else a * m) - _shared_or_rows(t, idx)
+        loss = diff.pow(2).reshape(a.shape[0], -1).sum(1) / _shared_or_rows(norm, idx)
+        return -_shared_or_rows(c, idx) * loss
+
+    return Objective(_per_element(values, batch), [layer], f"inversion({layer})")
+
+
+def inner_product(layer, weights, Z=1.0, batch=None):
+    """⟨Φ(x), Φ0⟩ / Z per element: minus the loss of Mahendran & Vedaldi eq. 4, to be maximized.
+
+    weights: Φ0, one per element (N x ...) or one for all. Z: a scalar or one per element.
+    """
+    cache = {}
+
+    def values(ctx, idx):
+        a = _rows(ctx.activations[layer], idx)
+        key = (a.device, a.dtype)
+        if key not in cache:
+            w = _leading(torch.as_tensor(weights).detach().to(a.device, a.dtype), a.dim())
+            cache[key] = (w, torch.as_tensor(Z, dtype=a.dtype).reshape(-1).to(a.device))
+        w, z = cache[key]
+        return (a * _shared_or_rows(w, idx)).reshape(a.shape[0], -1).sum(1) / _shared_or_rows(z, idx)
+
+    return Objective(_per_element(values, batch), [layer], f"<{layer}, Φ0>/Z")
+
+
 # -- penalties on the image --------------------------------------------------------------------
 
 

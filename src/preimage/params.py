@@ -9,7 +9,10 @@ display-space images (N x 3 x H x W, nominally in [0, 1]):
   each spatial frequency f starts, and moves, with an amplitude 1/f^d.
 * colour ``decorrelate``: raw is expressed in ImageNet's decorrelated colour
   basis (the square root of the colour covariance), as in Lucid.
-* output ``sigmoid`` squashes into (0, 1); ``linear`` adds 0.5.
+* output ``sigmoid`` squashes into (0, 1); ``linear`` is raw * value_scale +
+  offset (0.5, or per channel, such as the model's mean colour), so theta can
+  live in whatever units an optimizer was tuned for (Mahendran & Vedaldi's
+  0-255 scale).
 
 Every stage is invertible, so ``set_images`` can start from given images
 (caricature starts from the image itself) and constraints can project in
@@ -46,7 +49,7 @@ def fourier_scale(h, w, decay=1.0):
 class ImageParam(nn.Module):
     """N images of size H x W as an optimizable parameterization."""
 
-    def __init__(self, n, size, basis="fourier", decorrelate=True, output="sigmoid", decay=1.0, init_std=0.01, generator=None, device="cpu"):
+    def __init__(self, n, size, basis="fourier", decorrelate=True, output="sigmoid", decay=1.0, init_std=0.01, generator=None, device="cpu", value_scale=1.0, offset=0.5):
         super().__init__()
         h, w = (size, size) if isinstance(size, int) else size
         if basis not in ("pixel", "fourier"):
@@ -55,7 +58,9 @@ class ImageParam(nn.Module):
             raise PreimageError(f"unknown output mapping {output!r}; valid: sigmoid, linear")
         self.n, self.h, self.w = n, h, w
         self.basis, self.decorrelate, self.output, self.decay = basis, decorrelate, output, decay
+        self.value_scale = float(value_scale)
         device = torch.device(device)
+        self.register_buffer("offset", torch.as_tensor(offset, dtype=torch.float32).reshape(1, -1, 1, 1).expand(1, 3, 1, 1).clone().to(device))
         if basis == "fourier":
             self.register_buffer("scale", (fourier_scale(h, w, decay) / 4.0).to(device))
             shape = (n, 3, h, w // 2 + 1, 2)
@@ -74,7 +79,9 @@ class ImageParam(nn.Module):
             raw = self.theta
         if self.decorrelate:
             raw = _mix(self.color, raw)
-        return torch.sigmoid(raw) if self.output == "sigmoid" else raw + 0.5
+        if self.output == "sigmoid":
+            return torch.sigmoid(raw)
+        return (raw * self.value_scale if self.value_scale != 1.0 else raw) + self.offset
 
     @torch.no_grad()
     def set_images(self, images):
@@ -83,7 +90,7 @@ class ImageParam(nn.Module):
         if self.output == "sigmoid":
             raw = torch.logit(images.clamp(1e-4, 1 - 1e-4))
         else:
-            raw = images - 0.5
+            raw = (images - self.offset) / self.value_scale
         if self.decorrelate:
             raw = _mix(self.color_inv, raw)
         if self.basis == "fourier":
@@ -93,7 +100,10 @@ class ImageParam(nn.Module):
             self.theta.copy_(raw)
 
     def describe(self):
-        return {"basis": self.basis, "decorrelate": self.decorrelate, "output": self.output, "decay": self.decay}
+        out = {"basis": self.basis, "decorrelate": self.decorrelate, "output": self.output, "decay": self.decay}
+        if self.output == "linear":
+            out.update(value_scale=self.value_scale, offset=self.offset.flatten().tolist())
+        return out
 
 
 # -- constraints: projections applied to the images after each optimizer step -----------------

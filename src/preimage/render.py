@@ -56,7 +56,7 @@ class Convergence:
 @dataclass
 class RenderResult:
     images: torch.Tensor  # N x 3 x H x W, display space [0, 1], on the CPU
-    inputs: torch.Tensor  # the exact tensors fed to the network (preprocessed, untransformed)
+    inputs: torch.Tensor  # the exact tensors fed to the network in the final, deterministic evaluation
     objective: torch.Tensor  # final objective per element (targets plus weighted penalties)
     activations: torch.Tensor  # final value of the target terms per element (no penalties)
     trace: torch.Tensor  # steps x N objective per element per step
@@ -164,7 +164,7 @@ def render(
             seconds = time.perf_counter() - start
             with torch.no_grad():
                 images = image_param()
-                inputs = model.preprocess(images)
+                inputs = model.memory_format(pipeline.final_view(model.normalize(images)))
                 ctx = context(images, inputs, cap)
                 targets, penalties = objective.split(ctx)
                 final = objective(ctx)

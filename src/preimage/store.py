@@ -7,6 +7,7 @@ import platform
 import re
 import sys
 
+import numpy as np
 import torch
 
 from . import __version__
@@ -58,6 +59,52 @@ def save_render(result, out_dir, config, extra_metrics=None):
         "activations": result.activations.tolist(),
         "steps": result.steps,
         "seconds": round(result.seconds, 3),
+        "images": names,
+        "grid": "grid.png",
+        "environment": environment(),
+    }
+    metrics.update(extra_metrics or {})
+    save_json(os.path.join(out_dir, "metrics.json"), metrics)
+    return metrics
+
+
+def save_preimages(result, out_dir, config, originals=None, labels=None, box=None, extra_metrics=None):
+    """A PreimageResult (inversion, caricature, maximization) as PNGs, result.npz and metrics.json.
+
+    originals: the source images, shown first in the grid. box: (top, bottom,
+    left, right) drawn on every reconstruction, such as the receptive field of
+    a masked window.
+    """
+    from PIL import Image, ImageDraw
+
+    from .images import atomic_write, png_bytes, to_uint8
+
+    os.makedirs(out_dir, exist_ok=True)
+    labels = labels or [str(i) for i in range(result.images.shape[0])]
+    shown = result.images
+    names = []
+    for i, (image, label) in enumerate(zip(shown, labels)):
+        array = to_uint8(image)
+        if box is not None:
+            im = Image.fromarray(array)
+            top, bottom, left, right = box
+            ImageDraw.Draw(im).rectangle([left, top, right - 1, bottom - 1], outline=(255, 255, 255))
+            array = np.asarray(im)
+        name = os.path.join("images", f"{i:03d}_{safe_name(label)}.png")
+        atomic_write(os.path.join(out_dir, name), png_bytes(array))
+        names.append(name)
+    tiles = shown if originals is None else torch.cat([originals.cpu(), shown.cpu()])
+    save_grid(os.path.join(out_dir, "grid.png"), tiles, columns=None if originals is None else max(originals.shape[0], len(shown) // max(1, originals.shape[0])))
+    arrays = dict(images=result.images, canvas=result.canvas, inputs=result.render.inputs, scores=result.scores, trace=result.render.trace, objective=result.render.objective)
+    if originals is not None:
+        arrays["originals"] = originals
+    save_npz(os.path.join(out_dir, "result.npz"), **arrays)
+    metrics = {
+        "config": {**config, **result.config, "render": result.render.config},
+        "labels": labels,
+        "elements": result.meta,
+        "steps": result.render.steps,
+        "seconds": round(result.render.seconds, 3),
         "images": names,
         "grid": "grid.png",
         "environment": environment(),

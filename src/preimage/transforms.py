@@ -47,19 +47,27 @@ class Pad:
 
 
 class Jitter:
-    def __init__(self, d):
+    """A crop at a random integer offset in [0, d).
+
+    Lucid's jitter(d) crops d pixels (``crop`` defaults to d); Mahendran &
+    Vedaldi's jitter with amount T draws offsets in [0, T-1] and crops T - 1
+    pixels, so that every offset is a window of the same image: Jitter(T, crop=T-1).
+    """
+
+    def __init__(self, d, crop=None):
         self.d = int(d)
+        self.crop = self.d if crop is None else int(crop)
 
     def step(self, n, hw, generator):
         if self.d <= 0:
             return _eye(n), hw
         m = _eye(n)
-        m[:, 0, 2] = _draw(self.d, n, generator) - self.d / 2  # x
-        m[:, 1, 2] = _draw(self.d, n, generator) - self.d / 2  # y
-        return m, (hw[0] - self.d, hw[1] - self.d)
+        m[:, 0, 2] = _draw(self.d, n, generator) - self.crop / 2  # x
+        m[:, 1, 2] = _draw(self.d, n, generator) - self.crop / 2  # y
+        return m, (hw[0] - self.crop, hw[1] - self.crop)
 
     def describe(self):
-        return f"jitter:{self.d}"
+        return f"jitter:{self.d}" if self.crop == self.d else f"window-jitter:{self.d}"
 
 
 class Scale:
@@ -136,6 +144,35 @@ class Pipeline:
         from_norm = np.diag([out[1] / 2.0, out[0] / 2.0, 1.0])
         theta = (to_norm @ total @ from_norm)[:, :2, :]
         return torch.from_numpy(theta.astype(np.float32)), out
+
+    def canvas(self, hw):
+        """The output size for an input of size hw."""
+        if self.output_size == "input":
+            return tuple(hw)
+        if self.output_size is not None:
+            return (int(self.output_size), int(self.output_size))
+        for step in self.steps:
+            _, hw = step.step(1, hw, torch.Generator().manual_seed(0))
+        return tuple(hw)
+
+    def final_view(self, images):
+        """What the network sees once optimization is over: no random draw, the output canvas centred.
+
+        With the output resampled to the input size this is the image itself;
+        otherwise an integer centre crop (or zero pad) to the canvas the steps
+        produce, so that, for example, a window-jittered reconstruction is
+        measured on its central window.
+        """
+        if not self.steps or self.output_size == "input":
+            return images
+        h, w = images.shape[-2:]
+        out = self.canvas((h, w))
+        if self.output_size is not None:
+            return F.interpolate(images, size=out, mode="bilinear", align_corners=False)
+        dh, dw = out[0] - h, out[1] - w
+        top = dh // 2 if dh >= 0 else -((-dh) // 2)
+        left = dw // 2 if dw >= 0 else -((-dw) // 2)
+        return F.pad(images, (left, dw - left, top, dh - top))
 
     def __call__(self, images, generator=None, fill_value=None):
         if not self.steps:

@@ -1,0 +1,134 @@
+"""Table 5 of Mahendran & Vedaldi for any model: inversion error per layer and per C.
+
+Each layer is one batch: every image at every C, inverted from noise with the
+energy of eq. 1. The error of an inversion is ‖Φ(x*) - Φ0‖ / ‖Φ0‖ (§5.1); the
+table gives its mean ± standard deviation over the images, in percent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+
+import numpy as np
+
+from .images import atomic_write, save_json, save_npz, to_uint8
+from .natural_preimages import invert, paper_C
+
+
+def inversion_table(model, layers, Cs, images, seeds=1, seed=0, energy=None, progress=True, log=print):
+    """{layer: {C: errors over images}} plus the reconstructions of image 0 per layer and C."""
+    errors, first = {}, {}
+    for i, layer in enumerate(layers):
+        result = invert(model, layer, images, C=list(Cs), seeds=seeds, seed=seed, energy=energy, progress=progress)
+        per_c = {}
+        for c in Cs:
+            idx = [k for k, m in enumerate(result.meta) if m["C"] == float(c)]
+            per_c[float(c)] = result.scores[idx].cpu().numpy()
+            first[(layer, float(c))] = result.images[idx[0]].cpu()
+        errors[layer] = per_c
+        summary = ", ".join(f"C={c:g}: {100 * v.mean():.1f} ± {100 * v.std():.1f} %" for c, v in per_c.items())
+        log(f"[{i + 1}/{len(layers)}] {layer}: {summary} ({result.render.seconds:.0f} s)")
+    return errors, first
+
+
+def write_table(out, model, layers, Cs, errors, first, images, config):
+    """table.csv, table.md, errors.png, inversions.png, result.npz and metrics.json."""
+    os.makedirs(out, exist_ok=True)
+    names = [_name(model, layer) for layer in layers]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["layer", "alias", "C", "mean_error_percent", "std_error_percent", "images"])
+    for layer, name in zip(layers, names):
+        for c in Cs:
+            v = errors[layer][float(c)]
+            w.writerow([layer, name if name != layer else "", c, f"{100 * v.mean():.2f}", f"{100 * v.std():.2f}", len(v)])
+    atomic_write(os.path.join(out, "table.csv"), buf.getvalue().encode())
+
+    lines = ["| C | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for c in Cs:
+        cells = [f"{100 * errors[layer][float(c)].mean():.1f} ± {100 * errors[layer][float(c)].std():.1f}" for layer in layers]
+        lines.append(f"| {c:g} | " + " | ".join(cells) + " |")
+    atomic_write(os.path.join(out, "table.md"), ("\n".join(lines) + "\n").encode())
+
+    _plot(os.path.join(out, "errors.png"), names, Cs, errors, layers)
+    chosen = {layer: _figure_C(model, layer, Cs, images.shape[-1]) for layer in layers}
+    _figure(os.path.join(out, "inversions.png"), images[0], [(n, first[(layer, chosen[layer])], chosen[layer]) for layer, n in zip(layers, names)])
+    array = np.stack([np.stack([errors[layer][float(c)] for c in Cs]) for layer in layers])  # layers x C x images
+    save_npz(os.path.join(out, "result.npz"), errors=array, layers=np.array(layers), C=np.array(Cs, dtype=float))
+    metrics = {
+        "config": config,
+        "layers": layers,
+        "names": names,
+        "C": list(Cs),
+        "mean_error": {layer: {str(c): float(errors[layer][float(c)].mean()) for c in Cs} for layer in layers},
+        "std_error": {layer: {str(c): float(errors[layer][float(c)].std()) for c in Cs} for layer in layers},
+        "figure_C": {layer: chosen[layer] for layer in layers},
+        "files": ["table.csv", "table.md", "errors.png", "inversions.png", "result.npz"],
+    }
+    save_json(os.path.join(out, "metrics.json"), metrics)
+    return metrics
+
+
+def _name(model, layer):
+    alias = {v: k for k, v in model.aliases.items()}.get(model.resolve_layer(layer))
+    return alias or layer
+
+
+def _figure_C(model, layer, Cs, size):
+    """The C shown in the Fig. 5-style figure: the paper's choice if it was run, else the largest."""
+    c = paper_C(model, layer, size)
+    return c if c in [float(x) for x in Cs] else float(max(Cs))
+
+
+def _plot(path, names, Cs, errors, layers):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names)), 4))
+    x = np.arange(len(layers))
+    for c in Cs:
+        mean = np.array([100 * errors[layer][float(c)].mean() for layer in layers])
+        std = np.array([100 * errors[layer][float(c)].std() for layer in layers])
+        ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=f"C = {c:g}")
+    ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("normalized reconstruction error (%)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _figure(path, original, panels):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(panels) + 1
+    cols = min(n, 6)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[0][0].imshow(to_uint8(original))
+    axes[0][0].set_title("original", fontsize=8)
+    for k, (name, image, c) in enumerate(panels, start=1):
+        ax = axes[k // cols][k % cols]
+        ax.imshow(to_uint8(image))
+        ax.set_title(f"{name} (C={c:g})", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+
