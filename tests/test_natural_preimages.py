@@ -143,3 +143,16 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, args, needle):
     err = capsys.readouterr().err
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_maximize_scores_are_activation_over_M(lite0):
+    natural = sample_images(32, ["chelsea", "coffee", "grass"])
+    result = NP.maximize(lite0, "_blocks.2", [3, 7], natural, size=32, progress=False, energy=NP.Energy(steps=20))
+    with torch.no_grad():
+        acts = lite0.activations(result.images, ["_blocks.2"])["_blocks.2"]
+    h, w = acts.shape[-2:]
+    unit = torch.stack([acts[0, 3, h // 2, w // 2], acts[1, 7, h // 2, w // 2]])
+    M = torch.tensor([m["M"] for m in result.meta])
+    assert torch.allclose(result.scores, unit / M, rtol=1e-3, atol=1e-4)
+    # a window larger than the receptive field (19 px) weighs the loss by the share it sees
+    assert result.config["Z"] == pytest.approx((M * 32 * 32 / 19**2).tolist(), rel=1e-5)

@@ -373,7 +373,7 @@ def maximize(model, layer, channels, natural, size=None, C=1.0, position=None, s
             phi0[i, c] = 1.0
     objective = float(C) * O.inner_product(layer, phi0, Z=Z)
     result = pre.run(model, objective, n, seed, progress, desc=f"maximize {layer}")
-    ratio = result.activations / float(C)  # Φ_c(x*) / Z
+    over_z = result.activations / float(C)  # Φ_c(x*) / Z, and Z = M / seen
     config = {"method": "activation maximization", "layer": layer, "channels": channels, "C": float(C), "M": M.tolist(), "Z": Z.tolist(), "rf": rf, "seed": seed, **pre.describe()}
     meta = [{"channel": c, "M": float(m)} for c, m in zip(channels, M)]
-    return PreimageResult(pre.window(result.images), result.images, ratio * seen, result, meta, config)
+    return PreimageResult(pre.window(result.images), result.images, over_z / seen, result, meta, config)
