@@ -31,7 +31,7 @@ that every term is near 1 for a reasonable image (see ``maximize`` and
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -134,7 +134,6 @@ class Setup:
     pipeline: Pipeline
     constraint: PixelNormBound
     unit: float  # the model's centred input units per paper unit
-    extra: dict = field(default_factory=dict)
 
     def param(self, model, n, generator):
         sigma = self.energy.init_norm * self.energy.B / math.sqrt(3)
@@ -188,7 +187,7 @@ class Setup:
         return result
 
     def describe(self):
-        return {"window": self.size, "canvas": self.canvas, "jitter_T": self.jitter, "unit_per_paper_unit": self.unit, **self.energy.describe(), **self.extra}
+        return {"window": self.size, "canvas": self.canvas, "jitter_T": self.jitter, "unit_per_paper_unit": self.unit, **self.energy.describe()}
 
 
 def setup(model, layer, size=None, energy=None, jitter=None):

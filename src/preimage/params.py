@@ -106,6 +106,42 @@ class ImageParam(nn.Module):
         return out
 
 
+class NormalizedParam(nn.Module):
+    """Another parameterization's images rescaled to a fixed L2 norm (centred input units), inside the graph.
+
+    A norm fixed by projection after each step stalls Adam: on a linear
+    objective the gradient never shrinks, Adam's per-coordinate step becomes
+    its sign, and the images settle on sign(gradient) instead of the optimum.
+    Normalizing in the forward pass makes the gradient tangent to the sphere,
+    so it vanishes at the optimum.
+    """
+
+    def __init__(self, base, norm, model):
+        super().__init__()
+        self.base = base
+        self.norm = float(norm)
+        self.n, self.h, self.w = base.n, base.h, base.w
+        scale, shift = model.centering(torch.zeros(1, device=base.theta.device))
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
+
+    @property
+    def theta(self):
+        return self.base.theta
+
+    def forward(self):
+        centred = self.base() * self.scale + self.shift
+        norms = centred.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        return (centred * (self.norm / norms) - self.shift) / self.scale
+
+    @torch.no_grad()
+    def set_images(self, images):
+        self.base.set_images(images)
+
+    def describe(self):
+        return {**self.base.describe(), "fixed_norm": self.norm}
+
+
 # -- constraints: projections applied to the images after each optimizer step -----------------
 
 

@@ -22,7 +22,7 @@ from .errors import PreimageError
 from .models.layers import capture
 from .objectives import Context
 from .optim import make_optimizer
-from .params import ImageParam
+from .params import ImageParam, NormalizedParam
 from .transforms import parse_transforms
 
 
@@ -66,6 +66,14 @@ class RenderResult:
     labels: list = field(default_factory=list)
 
 
+@torch.no_grad()
+def _project(image_param, constraints, model):
+    x = image_param()
+    for c in constraints:
+        x = c(x, model)
+    image_param.set_images(x)
+
+
 def _finite_or_raise(loss, step, objective, ctx):
     if math.isfinite(loss):
         return
@@ -100,7 +108,7 @@ def render(
     """Optimize N images to maximize ``objective``; returns a RenderResult.
 
     model: a VisionModel. objective: an Objective giving (N,) scores.
-    param: 'pixel', 'fourier' or an ImageParam. transforms: a preset name, a
+    param: 'pixel', 'fourier', an ImageParam or a NormalizedParam. transforms: a preset name, a
     spec string or a Pipeline. optimizer: 'adam' or 'adagrad-momentum'.
     constraints: projections applied after each step (params.Box, FixedNorm,
     PixelNormBound). stop: a Convergence (or None for exactly ``steps``).
@@ -109,12 +117,14 @@ def render(
     device = model.device
     size = int(size or model.input_size)
     generator = torch.Generator().manual_seed(int(seed))
-    if isinstance(param, ImageParam):
+    if isinstance(param, (ImageParam, NormalizedParam)):
         image_param = param.to(device)
     else:
         image_param = ImageParam(n, size, basis=param, decorrelate=decorrelate, output=output, decay=decay, generator=generator, device=device)
     if init is not None:
         image_param.set_images(init)
+    if constraints:  # the constraints hold from the start, not only after the first step
+        _project(image_param, constraints, model)
     pipeline = parse_transforms(transforms)
     # transforms act on the normalized image, so the mean-colour fill is zero there: plain zero padding
     fill = None
@@ -150,11 +160,7 @@ def render(
                 _finite_or_raise(total, step, objective, ctx)
                 opt.step()
                 if constraints:
-                    with torch.no_grad():
-                        x = image_param()
-                        for c in constraints:
-                            x = c(x, model)
-                        image_param.set_images(x)
+                    _project(image_param, constraints, model)
                 values = values.detach()
                 trace.append(values)
                 bar.set_postfix_str(f"objective={-total / values.numel():.4g}", refresh=False)

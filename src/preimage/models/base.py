@@ -29,6 +29,7 @@ class VisionModel:
     aliases: dict = field(default_factory=dict)
     classes: list | None = None
     weights: str = "given"
+    preceding: dict = field(default_factory=dict)  # layer -> the layer a diversity distance uses, where the model says
     channels_last: bool = True
     fuse: bool = True
     _tables: dict = field(default_factory=dict, repr=False)
