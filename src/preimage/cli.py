@@ -230,6 +230,45 @@ def cmd_invert_table(args):
     print(f"wrote table.csv, table.md, errors.png, inversions.png, result.npz and metrics.json to {args.out}/")
 
 
+def cmd_diverse(args):
+    from .diverse import LAMBDAS, PIXELS, diverse
+    from .images import load_folder
+    from .models import load_model
+    from .store import save_diverse
+    from .targets import parse_target
+
+    model = _load(args)
+    elements = parse_target(model, args.target, None, unit_mode=True)
+    if len({e.layer for e in elements}) != 1 or any(e.kind not in ("channel", "unit") for e in elements):
+        raise PreimageError(f"bad --target {args.target!r}; diverse takes channels of one layer: LAYER:C, LAYER:A-B or LAYER:all")
+    if any(e.y is not None for e in elements):
+        raise PreimageError(f"bad --target {args.target!r}; diverse always uses the centre unit of an image as large as its receptive field, so @Y,X does not apply")
+    layer = elements[0].layer
+    channels = [e.channel for e in elements]
+    lambdas = _numbers(args.lambdas, "--lambdas") if args.lambdas else list(LAMBDAS)
+    distance = None if args.distance == "auto" else args.distance
+    if distance not in (None, PIXELS):
+        model.resolve_layer(distance)
+    if args.steps < 1:
+        raise PreimageError(f"bad --steps {args.steps}; it must be at least 1")
+    natural = load_folder(args.images, model.input_size)[0] if args.images else None
+    kw = dict(n=args.n, lambdas=lambdas, threshold=args.threshold, steps=args.steps, lr=args.lr, distance=distance, size=args.size, natural=natural, seed=args.seed, patience=args.patience, progress=not args.quiet)
+    sweeps = diverse(model, layer, channels, **kw)
+    baseline = None
+    if args.baseline == "random":
+        twin = load_model(args.model, weights="random", seed=args.weights_seed, device=args.device)
+        baseline = {"sweeps": diverse(twin, layer, channels, **kw), "weights": twin.weights, "label": "random weights"}
+    config = {"command": "diverse", "model": model.name, "weights": model.weights, "target": args.target, **{k: v for k, v in kw.items() if k not in ("natural", "progress")}, "natural_images": args.images or "samples", "baseline": args.baseline, "argv": sys.argv[1:]}
+    metrics = save_diverse(sweeps, args.out, config, baseline)
+    print(f"wrote grid.png, tradeoff.png, result.npz and metrics.json to {args.out}/")
+    for s in sweeps[:10]:
+        print(f"{s.layer}:{s.channel}: chosen λ = {s.chosen_lambda}, mean activation {float(s.normalized_activation[s.chosen or 0]):.2f} of λ=0, diversity gain {s.diversity_gain if s.diversity_gain is None else round(s.diversity_gain, 3)}")
+    if len(sweeps) > 10:
+        print(f"... {len(sweeps) - 10} more units; median diversity gain {metrics['summary']['median_diversity_gain']}")
+    if baseline:
+        print(f"random-weights twin: median diversity gain {metrics['baseline']['summary']['median_diversity_gain']} (trained {metrics['summary']['median_diversity_gain']}); histogram in gains.png")
+
+
 def _preimage_args(p, steps=300):
     _model_args(p)
     p.add_argument("--size", type=int, default=None, help="the network's window in pixels (default: the model's input size)")
@@ -274,6 +313,24 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(run=cmd_visualize)
+
+    p = sub.add_parser("diverse", help="diverse feature visualizations: a unit's invariances by a λ sweep (Cadena et al. 2018)")
+    _model_args(p)
+    p.add_argument("--target", required=True, help="LAYER:C, LAYER:A-B or LAYER:all (the centre unit of each channel)")
+    p.add_argument("--n", type=int, default=6, help="images per batch (default 6)")
+    p.add_argument("--lambdas", default=None, help="λ values separated by commas, starting at 0 (default 0,0.02,0.04,...,20.48)")
+    p.add_argument("--threshold", type=float, default=None, help="keep λ while the mean activation is at least this share of the λ=0 one (default 0.9; 0.8 for the toy complex cells)")
+    p.add_argument("--steps", type=int, default=1000, help="maximum steps (default 1000)")
+    p.add_argument("--lr", type=float, default=0.1, help="Adam's learning rate (default 0.1)")
+    p.add_argument("--patience", type=int, default=50, help="stop once no image has improved for this many steps (default 50; 0 runs every step)")
+    p.add_argument("--distance", default="auto", help="'auto' (the preceding layer), 'pixels', or a layer name")
+    p.add_argument("--size", type=int, default=None, help="image size (default: the unit's receptive field)")
+    p.add_argument("--images", default=None, help="folder of natural images for the image norm (default: the sample photographs)")
+    p.add_argument("--baseline", choices=("none", "random"), default="none", help="also run the same architecture with random weights and compare")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(run=cmd_diverse)
 
     p = sub.add_parser("invert", help="reconstruct an image from its code at a layer (Mahendran & Vedaldi §5)")
     _preimage_args(p)

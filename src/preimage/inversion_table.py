@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from .figures import pyplot, save_figure
 from .images import atomic_write, save_json, save_npz, to_uint8
 from .natural_preimages import invert, paper_C
 
@@ -83,11 +84,7 @@ def _figure_C(model, layer, Cs, size):
 
 
 def _plot(path, names, Cs, errors, layers):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names)), 4))
     x = np.arange(len(layers))
     for c in Cs:
@@ -99,15 +96,11 @@ def _plot(path, names, Cs, errors, layers):
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _figure(path, original, panels):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = len(panels) + 1
     cols = min(n, 6)
     rows = (n + cols - 1) // cols
@@ -121,14 +114,5 @@ def _figure(path, original, panels):
         ax.imshow(to_uint8(image))
         ax.set_title(f"{name} (C={c:g})", fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
-
-
-def _save(fig, path):
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
+    save_figure(fig, path)
 

@@ -112,3 +112,71 @@ def save_preimages(result, out_dir, config, originals=None, labels=None, box=Non
     metrics.update(extra_metrics or {})
     save_json(os.path.join(out_dir, "metrics.json"), metrics)
     return metrics
+
+
+def save_diverse(sweeps, out_dir, config, baseline=None):
+    """A λ sweep per unit: grid.png, tradeoff.png, result.npz, metrics.json (and per-unit folders for several units).
+
+    baseline: the same sweeps on another model (the random-weights twin), saved
+    under baseline/ and compared in gains.png.
+    """
+    from . import figures
+
+    os.makedirs(out_dir, exist_ok=True)
+    single = len(sweeps) == 1
+    if single:
+        figures.sweep_grid(sweeps[0], os.path.join(out_dir, "grid.png"))
+    else:
+        for s in sweeps:
+            sub = os.path.join(out_dir, "units", safe_name(f"{s.layer}_{s.channel}"))
+            os.makedirs(sub, exist_ok=True)
+            figures.sweep_grid(s, os.path.join(sub, "grid.png"))
+            figures.tradeoff([s], os.path.join(sub, "tradeoff.png"), title=f"{s.layer}:{s.channel}")
+        chosen = torch.stack([s.images[s.chosen if s.chosen is not None else 0] for s in sweeps])  # units x n x ...
+        save_grid(os.path.join(out_dir, "grid.png"), chosen.reshape(-1, *chosen.shape[2:]), columns=chosen.shape[1])
+    figures.tradeoff(sweeps, os.path.join(out_dir, "tradeoff.png"), title=None if single else f"{sweeps[0].layer}: {len(sweeps)} units")
+    stack = (lambda attr: getattr(sweeps[0], attr)) if single else (lambda attr: torch.stack([getattr(s, attr) for s in sweeps]))
+    # the fixed norm does not bound pixels: for display they are clipped to [0, 1], as Cadena et al.
+    # clip to 0-255; `inputs` keeps what the network saw
+    raw = stack("images")
+    save_npz(
+        os.path.join(out_dir, "result.npz"),
+        images=raw.clamp(0, 1),
+        inputs=stack("inputs"),
+        activations=stack("activations"),
+        min_distance=stack("min_distance"),
+        lambdas=np.array(sweeps[0].lambdas),
+        channels=np.array([s.channel for s in sweeps]),
+    )
+    gains = [s.diversity_gain for s in sweeps]
+    metrics = {
+        "config": config,
+        "units": [s.as_dict() for s in sweeps],
+        "summary": _gain_summary(gains),
+        "clipped_pixel_fraction": float(((raw < 0) | (raw > 1)).float().mean()),
+        "layout": "images: lambda x n x 3 x H x W" if single else "images: unit x lambda x n x 3 x H x W",
+        "environment": environment(),
+    }
+    if baseline is not None:
+        base_dir = os.path.join(out_dir, "baseline")
+        base_metrics = save_diverse(baseline["sweeps"], base_dir, {**config, "model_weights": baseline["weights"]})
+        metrics["baseline"] = {"weights": baseline["weights"], "folder": "baseline", "summary": base_metrics["summary"]}
+        figures.histograms(
+            {"trained": gains, baseline["label"]: [s.diversity_gain for s in baseline["sweeps"]]},
+            os.path.join(out_dir, "gains.png"),
+            xlabel="diversity gain: min distance at the chosen λ / at λ = 0",
+            title=f"{sweeps[0].layer}: trained vs {baseline['label']}",
+        )
+    elif not single:
+        figures.histograms({"units": gains}, os.path.join(out_dir, "gains.png"), xlabel="diversity gain: min distance at the chosen λ / at λ = 0")
+    save_json(os.path.join(out_dir, "metrics.json"), metrics)
+    return metrics
+
+
+def _gain_summary(gains):
+    valid = [g for g in gains if g is not None]
+    return {
+        "units": len(gains),
+        "units_never_active": len(gains) - len(valid),
+        "median_diversity_gain": float(np.median(valid)) if valid else None,
+    }

@@ -1,0 +1,113 @@
+"""Figures as PNG files (matplotlib, Agg backend), written atomically."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from .images import atomic_write
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path, dpi=110):
+    plt = pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+
+
+def _lambda_axis(lambdas):
+    """Positions for a λ sweep on a log axis, with λ = 0 one octave left of the smallest positive λ."""
+    positive = [v for v in lambdas if v > 0]
+    low = min(positive) / 2 if positive else 1.0
+    return np.array([v if v > 0 else low for v in lambdas]), low
+
+
+def tradeoff(sweeps, path, title=None):
+    """Fig. 2A / 3A: mean activation and minimum distance against λ, normalized to 1 at λ = 0.
+
+    One sweep: both curves, with the chosen λ marked. Several: the median of
+    each normalized curve with its interquartile band.
+    """
+    plt = pyplot()
+    x, low = _lambda_axis(sweeps[0].lambdas)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, attr, label in ((axes[0], "normalized_activation", "mean activation / λ=0"), (axes[1], "normalized_distance", "min distance / λ=0")):
+        values = np.stack([getattr(s, attr).numpy() for s in sweeps])
+        if len(sweeps) == 1:
+            ax.plot(x, values[0], marker="o")
+            if sweeps[0].chosen is not None:
+                ax.axvline(x[sweeps[0].chosen], color="k", ls="--", lw=0.8, label=f"chosen λ = {sweeps[0].chosen_lambda:g}")
+                ax.legend(fontsize=8)
+        else:
+            q1, med, q3 = np.nanpercentile(values, [25, 50, 75], axis=0)
+            ax.plot(x, med, marker="o", label=f"median of {len(sweeps)} units")
+            ax.fill_between(x, q1, q3, alpha=0.3)
+            ax.legend(fontsize=8)
+        if attr == "normalized_activation":
+            ax.axhline(sweeps[0].threshold, color="r", ls=":", lw=0.8)
+        else:
+            ax.set_yscale("log")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"λ (λ = 0 drawn at {low:g})")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def histograms(groups, path, xlabel, title=None, log=True):
+    """Overlaid histograms of one value per unit for several groups ({name: values}), medians marked."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    clean = {k: np.array([v for v in vals if v is not None and np.isfinite(v) and (v > 0 or not log)]) for k, vals in groups.items()}
+    allv = np.concatenate([v for v in clean.values() if len(v)]) if any(len(v) for v in clean.values()) else np.array([1.0])
+    if log:
+        bins = np.logspace(np.log10(allv.min()), np.log10(allv.max()) + 1e-9, 20)
+        ax.set_xscale("log")
+    else:
+        bins = np.linspace(allv.min(), allv.max() + 1e-9, 20)
+    for k, v in clean.items():
+        if len(v):
+            ax.hist(v, bins=bins, alpha=0.5, label=f"{k} (median {np.median(v):.3g}, n={len(v)})")
+            ax.axvline(np.median(v), ls="--", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("units")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def sweep_grid(sweep, path):
+    """Fig. 2B / 3B: one row of n images per λ, labelled with λ and the mean activation."""
+    from .images import to_uint8
+
+    plt = pyplot()
+    L, n = sweep.images.shape[:2]
+    fig, axes = plt.subplots(L, n, figsize=(1.1 * n + 1.4, 1.1 * L + 0.4), squeeze=False)
+    acts = sweep.normalized_activation
+    for r in range(L):
+        for c in range(n):
+            ax = axes[r][c]
+            ax.imshow(to_uint8(sweep.images[r, c]), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        mark = "  ← chosen" if r == sweep.chosen else ""
+        axes[r][0].set_ylabel(f"λ={sweep.lambdas[r]:g}\n{float(acts[r]):.2f}{mark}", fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(f"{sweep.layer}:{sweep.channel}  (λ, mean activation / λ=0)", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
