@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VLFEAT := $(VENV)/.vlfeat
 
 .PHONY: demo test bench clean
 
@@ -15,11 +16,23 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py --out demo-out
 
-test: $(STAMP)
+# The tests compare HOG and dense SIFT with VLFeat, the reference implementation:
+# Debian's libvlfeat-dev and PyPI's cyvlfeat (built against it). The library does not need them.
+$(VLFEAT): $(STAMP)
+	@if [ ! -e /usr/include/vl/hog.h ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libvlfeat-dev; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq libvlfeat-dev; fi; fi
+	$(BIN)/pip install --quiet cython numpy
+	$(BIN)/pip install --quiet --no-build-isolation cyvlfeat==0.7.1
+	touch $(VLFEAT)
+
+test: $(VLFEAT)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(VLFEAT)
 	$(BIN)/python benchmarks/bench_render.py
+	$(BIN)/python benchmarks/bench_diverse.py
+	$(BIN)/python benchmarks/bench_handcrafted.py
 
 clean:
 	rm -rf $(VENV) demo-out

@@ -123,7 +123,7 @@ def test_invert_table_command_on_random_vgg16(tmp_path, capsys):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["mean_error"]) == {"conv1_1", "conv3_1"}
-    assert metrics["names"] == ["conv1_1", "conv3_1"]
+    assert [c["layer"] for c in metrics["columns"]] == ["features.0", "features.10"]
 
 
 @pytest.mark.parametrize(

@@ -202,30 +202,38 @@ def cmd_maximize(args):
 
 
 def cmd_invert_table(args):
-    from .images import load_folder, sample_images
-    from .inversion_table import inversion_table, write_table
+    from .images import SAMPLE_IMAGES, load_folder, sample_images
+    from .inversion_table import column_name, inversion_table, write_table
+    from .models import load_model
+    from .natural_preimages import HAND_CRAFTED
 
-    model = _load(args)
-    size = _size(args, model)
-    layers = [l for l in args.layers.split(",") if l]
-    if not layers:
-        raise PreimageError("bad --layers ''; give layer names separated by commas")
-    for layer in layers:
-        model.layer_info(layer, size)
-    Cs = _numbers(args.C, "--C")
+    names = [m for m in args.model.split(",") if m]
+    if not names:
+        raise PreimageError("bad --model ''; give one model name, or several separated by commas")
+    if args.device.startswith("cuda"):
+        _load(args)  # the device check
+    models = [load_model(n, weights=args.weights, seed=args.weights_seed, device=args.device) for n in names]
+    size = _size(args, models[0])
+    layers = [l for l in (args.layers or "").split(",") if l]
+    columns = []
+    for model in models:
+        for layer in layers or [model.layers(size)[-1].name]:  # without --layers, the model's output
+            model.layer_info(layer, size)
+            name = model.name if not layers and len(models) > 1 else column_name(model, layer, with_model=len(models) > 1)
+            columns.append((model, layer, name))
+    default_C = "20" if all(m.name in HAND_CRAFTED for m in models) else "1,20,100,300"
+    Cs = _numbers(args.C or default_C, "--C")
     if any(c <= 0 for c in Cs):
         raise PreimageError(f"bad --C {args.C!r}; every C must be positive")
     if args.images:
         images, files = load_folder(args.images, size, args.limit)
     else:
         images = sample_images(size)[: args.limit] if args.limit else sample_images(size)
-        from .images import SAMPLE_IMAGES
-
         files = [f"sample:{n}" for n in SAMPLE_IMAGES][: images.shape[0]]
     energy = _energy(args)
-    errors, first = inversion_table(model, layers, Cs, images, seeds=1, seed=args.seed, energy=energy, progress=not args.quiet)
-    config = {"command": "invert-table", "model": model.name, "weights": model.weights, "size": size, "images": files, "seed": args.seed, "energy": energy.describe(), "argv": sys.argv[1:]}
-    write_table(args.out, model, layers, Cs, errors, first, images, config)
+    errors, first = inversion_table(columns, Cs, images, seeds=1, seed=args.seed, energy=energy, progress=not args.quiet)
+    config = {"command": "invert-table", "models": [m.name for m in models], "weights": [m.weights for m in models], "size": size, "images": files, "seed": args.seed, "energy": energy.describe(), "argv": sys.argv[1:]}
+    write_table(args.out, columns, Cs, errors, first, images, config)
     print(open(os.path.join(args.out, "table.md")).read().rstrip())
     print(f"wrote table.csv, table.md, errors.png, inversions.png, result.npz and metrics.json to {args.out}/")
 
@@ -356,10 +364,10 @@ def build_parser():
     p.add_argument("--C", type=float, default=1.0, help="weight of the loss (default 1, the paper's)")
     p.set_defaults(run=cmd_maximize)
 
-    p = sub.add_parser("invert-table", help="inversion error per layer and per C, like Table 5 of Mahendran & Vedaldi")
+    p = sub.add_parser("invert-table", help="inversion error per layer and per C, like Tables 4 and 5 of Mahendran & Vedaldi")
     _preimage_args(p)
-    p.add_argument("--layers", required=True, help="layer names separated by commas")
-    p.add_argument("--C", default="1,20,100,300", help="values of C separated by commas (default 1,20,100,300)")
+    p.add_argument("--layers", default=None, help="layer names separated by commas (default: each model's output)")
+    p.add_argument("--C", default=None, help="values of C separated by commas (default 1,20,100,300; 20 for hog, hogb and dsift, as in §5.1)")
     p.add_argument("--images", default=None, help="folder of images (default: the sample photographs)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.set_defaults(run=cmd_invert_table)

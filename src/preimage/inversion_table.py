@@ -1,6 +1,6 @@
-"""Table 5 of Mahendran & Vedaldi for any model: inversion error per layer and per C.
+"""Tables 4 and 5 of Mahendran & Vedaldi for any model: inversion error per layer and per C.
 
-Each layer is one batch: every image at every C, inverted from noise with the
+A column is a layer of a model (several models side by side make Table 4). Each column is one batch: every image at every C, inverted from noise with the
 energy of eq. 1. The error of an inversion is ‖Φ(x*) - Φ0‖ / ‖Φ0‖ (§5.1); the
 table gives its mean ± standard deviation over the images, in percent.
 """
@@ -18,63 +18,67 @@ from .images import atomic_write, save_json, save_npz, to_uint8
 from .natural_preimages import invert, paper_C
 
 
-def inversion_table(model, layers, Cs, images, seeds=1, seed=0, energy=None, progress=True, log=print):
-    """{layer: {C: errors over images}} plus the reconstructions of image 0 per layer and C."""
+def column_name(model, layer, with_model=False):
+    """A table column: the layer's paper name where it has one, prefixed by the model when several are compared."""
+    alias = {v: k for k, v in model.aliases.items()}.get(model.resolve_layer(layer))
+    name = alias or layer
+    return f"{model.name}:{name}" if with_model else name
+
+
+def inversion_table(columns, Cs, images, seeds=1, seed=0, energy=None, progress=True, log=print):
+    """Invert every image at every C from every (model, layer) column.
+
+    Returns ({column name: {C: errors over images}}, {(column name, C): reconstruction of image 0}).
+    """
     errors, first = {}, {}
-    for i, layer in enumerate(layers):
+    for i, (model, layer, name) in enumerate(columns):
         result = invert(model, layer, images, C=list(Cs), seeds=seeds, seed=seed, energy=energy, progress=progress)
         per_c = {}
         for c in Cs:
             idx = [k for k, m in enumerate(result.meta) if m["C"] == float(c)]
             per_c[float(c)] = result.scores[idx].cpu().numpy()
-            first[(layer, float(c))] = result.images[idx[0]].cpu()
-        errors[layer] = per_c
+            first[(name, float(c))] = result.images[idx[0]].cpu()
+        errors[name] = per_c
         summary = ", ".join(f"C={c:g}: {100 * v.mean():.1f} ± {100 * v.std():.1f} %" for c, v in per_c.items())
-        log(f"[{i + 1}/{len(layers)}] {layer}: {summary} ({result.render.seconds:.0f} s)")
+        log(f"[{i + 1}/{len(columns)}] {name}: {summary} ({result.render.seconds:.0f} s)")
     return errors, first
 
 
-def write_table(out, model, layers, Cs, errors, first, images, config):
+def write_table(out, columns, Cs, errors, first, images, config):
     """table.csv, table.md, errors.png, inversions.png, result.npz and metrics.json."""
     os.makedirs(out, exist_ok=True)
-    names = [_name(model, layer) for layer in layers]
+    names = [name for _, _, name in columns]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["layer", "alias", "C", "mean_error_percent", "std_error_percent", "images"])
-    for layer, name in zip(layers, names):
+    w.writerow(["model", "layer", "name", "C", "mean_error_percent", "std_error_percent", "images"])
+    for model, layer, name in columns:
         for c in Cs:
-            v = errors[layer][float(c)]
-            w.writerow([layer, name if name != layer else "", c, f"{100 * v.mean():.2f}", f"{100 * v.std():.2f}", len(v)])
+            v = errors[name][float(c)]
+            w.writerow([model.name, model.resolve_layer(layer), name, c, f"{100 * v.mean():.2f}", f"{100 * v.std():.2f}", len(v)])
     atomic_write(os.path.join(out, "table.csv"), buf.getvalue().encode())
 
     lines = ["| C | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for c in Cs:
-        cells = [f"{100 * errors[layer][float(c)].mean():.1f} ± {100 * errors[layer][float(c)].std():.1f}" for layer in layers]
+        cells = [f"{100 * errors[n][float(c)].mean():.1f} ± {100 * errors[n][float(c)].std():.1f}" for n in names]
         lines.append(f"| {c:g} | " + " | ".join(cells) + " |")
     atomic_write(os.path.join(out, "table.md"), ("\n".join(lines) + "\n").encode())
 
-    _plot(os.path.join(out, "errors.png"), names, Cs, errors, layers)
-    chosen = {layer: _figure_C(model, layer, Cs, images.shape[-1]) for layer in layers}
-    _figure(os.path.join(out, "inversions.png"), images[0], [(n, first[(layer, chosen[layer])], chosen[layer]) for layer, n in zip(layers, names)])
-    array = np.stack([np.stack([errors[layer][float(c)] for c in Cs]) for layer in layers])  # layers x C x images
-    save_npz(os.path.join(out, "result.npz"), errors=array, layers=np.array(layers), C=np.array(Cs, dtype=float))
+    _plot(os.path.join(out, "errors.png"), names, Cs, errors)
+    chosen = {name: _figure_C(model, layer, Cs, images.shape[-1]) for model, layer, name in columns}
+    _figure(os.path.join(out, "inversions.png"), images[0], [(n, first[(n, chosen[n])], chosen[n]) for n in names])
+    array = np.stack([np.stack([errors[n][float(c)] for c in Cs]) for n in names])  # columns x C x images
+    save_npz(os.path.join(out, "result.npz"), errors=array, columns=np.array(names), C=np.array(Cs, dtype=float))
     metrics = {
         "config": config,
-        "layers": layers,
-        "names": names,
+        "columns": [{"model": m.name, "layer": m.resolve_layer(l), "name": n} for m, l, n in columns],
         "C": list(Cs),
-        "mean_error": {layer: {str(c): float(errors[layer][float(c)].mean()) for c in Cs} for layer in layers},
-        "std_error": {layer: {str(c): float(errors[layer][float(c)].std()) for c in Cs} for layer in layers},
-        "figure_C": {layer: chosen[layer] for layer in layers},
+        "mean_error": {n: {str(c): float(errors[n][float(c)].mean()) for c in Cs} for n in names},
+        "std_error": {n: {str(c): float(errors[n][float(c)].std()) for c in Cs} for n in names},
+        "figure_C": chosen,
         "files": ["table.csv", "table.md", "errors.png", "inversions.png", "result.npz"],
     }
     save_json(os.path.join(out, "metrics.json"), metrics)
     return metrics
-
-
-def _name(model, layer):
-    alias = {v: k for k, v in model.aliases.items()}.get(model.resolve_layer(layer))
-    return alias or layer
 
 
 def _figure_C(model, layer, Cs, size):
@@ -83,13 +87,13 @@ def _figure_C(model, layer, Cs, size):
     return c if c in [float(x) for x in Cs] else float(max(Cs))
 
 
-def _plot(path, names, Cs, errors, layers):
+def _plot(path, names, Cs, errors):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names)), 4))
-    x = np.arange(len(layers))
+    x = np.arange(len(names))
     for c in Cs:
-        mean = np.array([100 * errors[layer][float(c)].mean() for layer in layers])
-        std = np.array([100 * errors[layer][float(c)].std() for layer in layers])
+        mean = np.array([100 * errors[n][float(c)].mean() for n in names])
+        std = np.array([100 * errors[n][float(c)].std() for n in names])
         ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=f"C = {c:g}")
     ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("normalized reconstruction error (%)")

@@ -80,6 +80,9 @@ def _stride(info):
 
 # -- C by depth (§5.2.1) -----------------------------------------------------------------------
 
+# §5.1: HOG, HOGb and DSIFT are inverted with C = 20 and no jitter.
+HAND_CRAFTED = ("hog", "hogb", "dsift")
+
 # AlexNet and VGG-M: 300 up to relu3, 100 up to relu4, 20 up to relu5, 1 after.
 _ALEXNET_C = (("relu3", 300.0), ("relu4", 100.0), ("relu5", 20.0))
 # VGG-VD: 300 up to conv4_3 (and pool4, before conv5_1), 100 for conv5_1, 20 up to the last conv5, 1 after.
@@ -91,8 +94,10 @@ _RF_C = ((0.45, 300.0), (0.60, 100.0), (0.90, 20.0))
 
 
 def paper_C(model, layer, size=None):
-    """The paper's C for a layer: by name for AlexNet and VGG, by receptive field otherwise."""
+    """The paper's C for a layer: 20 for HOG and DSIFT, by name for AlexNet and VGG, by receptive field otherwise."""
     address = model.resolve_layer(layer)
+    if model.name in HAND_CRAFTED:
+        return 20.0
     table = model.layers(size)
     order = [info.name for info in table]
     if address not in order:
@@ -195,7 +200,9 @@ def setup(model, layer, size=None, energy=None, jitter=None):
     energy = energy or Energy()
     size = int(size or model.input_size)
     info = model.layer_info(layer, size)
-    T = jitter_amount(_stride(info)) if jitter is None else int(jitter)
+    if jitter is None:
+        jitter = 0 if model.name in HAND_CRAFTED else jitter_amount(_stride(info))
+    T = int(jitter)
     lo, hi = model.input_range
     unit = (hi - lo) / PAPER_RANGE
     B, V = energy.B * unit, energy.V * unit
