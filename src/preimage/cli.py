@@ -277,6 +277,46 @@ def cmd_diverse(args):
         print(f"random-weights twin: median diversity gain {metrics['baseline']['summary']['median_diversity_gain']} (trained {metrics['summary']['median_diversity_gain']}); histogram in gains.png")
 
 
+def cmd_invariance(args):
+    import time
+
+    from .invariance import invariance
+    from .models import load_model
+    from .store import save_invariance
+    from .targets import parse_target
+
+    start = time.perf_counter()
+
+    def units_of(model, target):
+        elements = parse_target(model, target, None, unit_mode=True)
+        if len({e.layer for e in elements}) != 1 or any(e.kind not in ("channel", "unit") or e.y is not None for e in elements):
+            raise PreimageError(f"bad --target {target!r}; invariance takes channels of one layer: LAYER:C, LAYER:A-B or LAYER:all")
+        return elements[0].layer, [e.channel for e in elements]
+
+    model = _load(args)
+    layer, channels = units_of(model, args.target)
+    other = None
+    if args.compare:
+        name, _, weights = args.compare.partition(":")
+        other = load_model(name, weights=weights or None, seed=args.weights_seed, device=args.device)
+        other_target = args.compare_target or args.target
+        other_layer, other_channels = units_of(other, other_target)
+    if args.steps < 1:
+        raise PreimageError(f"bad --steps {args.steps}; it must be at least 1")
+    kw = dict(n=args.n, steps=args.steps, seed=args.seed, progress=not args.quiet)
+    runs = [(f"{model.name} ({model.weights.split(' ')[0]})", invariance(model, layer, channels, **kw)[0])]
+    if other is not None:
+        runs.append((f"{other.name} ({other.weights.split(' ')[0]})", invariance(other, other_layer, other_channels, **kw)[0]))
+    config = {"command": "invariance", "model": model.name, "weights": model.weights, "target": args.target, "compare": args.compare, "compare_target": args.compare_target, **kw, "argv": sys.argv[1:]}
+    del config["progress"]
+    metrics = save_invariance(runs, args.out, config, time.perf_counter() - start)
+    for label, s in metrics["summary"].items():
+        sp = s["spearman"]
+        rho = "n/a" if sp["rho"] is None else f"{sp['rho']:.2f} (p = {sp['p']:.2g}, {sp['units']} units)"
+        print(f"{label}: median shift invariance {s['median_shift_invariance_index']}, median linear combination {s['median_linear_combination_index']}; Spearman ρ {rho}")
+    print(f"wrote metrics.json, result.npz, shift_invariance.png, linear_combination.png, scatter.png and per-unit panels to {args.out}/ in {metrics['wall_seconds']:.0f} s")
+
+
 def _preimage_args(p, steps=300):
     _model_args(p)
     p.add_argument("--size", type=int, default=None, help="the network's window in pixels (default: the model's input size)")
@@ -339,6 +379,18 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(run=cmd_diverse)
+
+    p = sub.add_parser("invariance", help="shift invariance and linear combination indices per unit (Cadena et al. §4.4-4.6)")
+    _model_args(p)
+    p.add_argument("--target", required=True, help="LAYER:C, LAYER:A-B or LAYER:all")
+    p.add_argument("--compare", default=None, help="another model to run side by side: MODEL or MODEL:WEIGHTS (e.g. efficientnet_lite0:random)")
+    p.add_argument("--compare-target", default=None, help="the other model's units (default: the same target)")
+    p.add_argument("--n", type=int, default=6, help="templates per unit (default 6)")
+    p.add_argument("--steps", type=int, default=1000, help="maximum steps of each optimization (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(run=cmd_invariance)
 
     p = sub.add_parser("invert", help="reconstruct an image from its code at a layer (Mahendran & Vedaldi §5)")
     _preimage_args(p)

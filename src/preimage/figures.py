@@ -111,3 +111,45 @@ def sweep_grid(sweep, path):
     fig.suptitle(f"{sweep.layer}:{sweep.channel}  (λ, mean activation / λ=0)", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def invariance_panel(unit, path):
+    """Fig. 8A for one unit: the texture, windowed crops of it, the templates, and the template-pair averages."""
+    from .images import to_uint8
+
+    plt = pyplot()
+    rows = [("templates", unit.templates), ("pair averages", unit.pairs), ("windowed crops", unit.crops)]
+    cols = max(len(r[1]) for r in rows)
+    fig = plt.figure(figsize=(1.1 * cols + 2.8, 1.2 * len(rows) + 0.5))
+    grid = fig.add_gridspec(len(rows), cols + 3)
+    ax = fig.add_subplot(grid[:, :3])
+    ax.imshow(to_uint8(unit.texture), interpolation="nearest")
+    ax.set_title(f"texture (SII {unit.shift_invariance_index:.2f})" if unit.shift_invariance_index is not None else "texture", fontsize=8)
+    ax.axis("off")
+    for r, (label, images) in enumerate(rows):
+        for c in range(cols):
+            ax = fig.add_subplot(grid[r, 3 + c])
+            ax.axis("off")
+            if c < len(images):
+                ax.imshow(to_uint8(images[c]), interpolation="nearest")
+        fig.add_subplot(grid[r, 3]).set_title(label, fontsize=7, loc="left")
+        fig.axes[-1].axis("off")
+    lci = unit.linear_combination_index
+    fig.suptitle(f"{unit.layer}:{unit.channel}   LCI {lci:.2f}" if lci is not None else f"{unit.layer}:{unit.channel}", fontsize=9)
+    save_figure(fig, path)
+
+
+def scatter(groups, path, xlabel, ylabel, title=None):
+    """Fig. 8E: one point per unit, a colour per group ({name: (x values, y values)})."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for name, (x, y) in groups.items():
+        ax.scatter(x, y, s=14, alpha=0.7, label=f"{name} (n={len(x)})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -180,3 +180,59 @@ def _gain_summary(gains):
         "units_never_active": len(gains) - len(valid),
         "median_diversity_gain": float(np.median(valid)) if valid else None,
     }
+
+
+def save_invariance(runs, out_dir, config, seconds):
+    """Invariance indices of one or two models: per-unit panels, histograms, scatter, result.npz, metrics.json.
+
+    runs: [(label, units)] with units from ``invariance.invariance``; the first
+    is the model asked for, a second one the comparison.
+    """
+    from . import figures
+    from .invariance import spearman
+
+    os.makedirs(out_dir, exist_ok=True)
+    summary = {}
+    for label, units in runs:
+        sub = os.path.join(out_dir, "units" if len(runs) == 1 else f"units-{safe_name(label)}")
+        os.makedirs(sub, exist_ok=True)
+        for u in units:
+            figures.invariance_panel(u, os.path.join(sub, safe_name(f"{u.layer}_{u.channel}") + ".png"))
+        sii = [u.shift_invariance_index for u in units if u.shift_invariance_index is not None]
+        lci = [u.linear_combination_index for u in units if u.linear_combination_index is not None]
+        summary[label] = {
+            "units": len(units),
+            "units_never_active": sum(u.shift_invariance_index is None for u in units),
+            "median_shift_invariance_index": float(np.median(sii)) if sii else None,
+            "median_linear_combination_index": float(np.median(lci)) if lci else None,
+            "spearman": spearman(units),
+        }
+        prefix = "" if len(runs) == 1 else safe_name(label) + "_"
+        save_npz(
+            os.path.join(out_dir, f"{prefix}result.npz"),
+            textures=torch.stack([u.texture for u in units]),
+            templates=torch.stack([u.templates for u in units]).clamp(0, 1),
+            pairs=torch.stack([u.pairs for u in units]).clamp(0, 1),
+            shift_invariance_index=np.array([np.nan if u.shift_invariance_index is None else u.shift_invariance_index for u in units]),
+            linear_combination_index=np.array([np.nan if u.linear_combination_index is None else u.linear_combination_index for u in units]),
+            channels=np.array([u.channel for u in units]),
+        )
+    index_groups = {label: [u.shift_invariance_index for u in units] for label, units in runs}
+    figures.histograms(index_groups, os.path.join(out_dir, "shift_invariance.png"), xlabel="shift invariance index", log=False)
+    figures.histograms({label: [u.linear_combination_index for u in units] for label, units in runs}, os.path.join(out_dir, "linear_combination.png"), xlabel="linear combination index", log=False)
+    figures.scatter(
+        {label: ([u.shift_invariance_index for u in units if u.shift_invariance_index is not None], [u.linear_combination_index for u in units if u.shift_invariance_index is not None]) for label, units in runs},
+        os.path.join(out_dir, "scatter.png"),
+        xlabel="shift invariance index",
+        ylabel="linear combination index",
+    )
+    metrics = {
+        "config": config,
+        "wall_seconds": round(seconds, 1),
+        "summary": summary,
+        "units": {label: [u.as_dict() for u in units] for label, units in runs},
+        "files": ["shift_invariance.png", "linear_combination.png", "scatter.png", "result.npz", "units/"],
+        "environment": environment(),
+    }
+    save_json(os.path.join(out_dir, "metrics.json"), metrics)
+    return metrics

@@ -160,9 +160,13 @@ class VisionModel:
 
     def activations(self, images, layers):
         """Outputs of the named layers for display-space images, stopping at the deepest."""
+        return self.activations_of_inputs(self.preprocess(images), layers)
+
+    def activations_of_inputs(self, inputs, layers):
+        """Outputs of the named layers for network inputs (already preprocessed)."""
         addresses = [self.resolve_layer(name) for name in layers]
         with capture(self.runner(addresses), addresses) as c:
-            found = c.run(self.preprocess(images))
+            found = c.run(inputs)
         return {name: found[a] for name, a in zip(layers, addresses)}
 
     def logits(self, images):

@@ -1,4 +1,4 @@
-"""Toy V1 cells (Cadena et al. §3.1, Fig. 1): a simple cell and two complex cells.
+"""Toy V1 cells (Cadena et al. §3.1, Fig. 1): a simple cell, two complex cells, and a corner cell.
 
 Every cell sees the grey image (the mean of the three centred colour channels)
 through Gabor filters of one orientation and spatial frequency, and answers
@@ -15,6 +15,11 @@ Parameters (all cells):
   sigma           4 px: standard deviation of the Gaussian envelope
   Each filter has its mean removed (no response to uniform images) and unit L2 norm.
 
+corner_cell          a top-left corner detector from two energy-model complex cells: a
+                     vertical edge 6 px left of the centre and a horizontal edge 6 px
+                     above it (quadrature pairs, σ = 3 px), combined by a geometric mean,
+                     minus half the energies of the same edges on the opposite sides
+                     (see Corner). A shape unit: it wants its structure at one place.
 simple_cell          ReLU(⟨g_0, x⟩): one Gabor filter at phase 0. The ReLU leaks 1 % below
                      zero, so that an optimization that starts from noise on the wrong
                      side of the filter still has a gradient (a plain ReLU leaves about
@@ -55,10 +60,10 @@ HW_PREFERRED = math.radians(60.0)
 HW_SEED = 2
 
 
-def gabor(phase, size=SIZE, wavelength=WAVELENGTH, sigma=SIGMA, orientation=ORIENTATION):
-    """A zero-mean, unit-norm Gabor filter (size x size) at the given phase (radians)."""
+def gabor(phase, size=SIZE, wavelength=WAVELENGTH, sigma=SIGMA, orientation=ORIENTATION, centre=(0.0, 0.0)):
+    """A zero-mean, unit-norm Gabor filter (size x size) at the given phase (radians), centred at centre=(dy, dx) from the middle."""
     c = (size - 1) / 2
-    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float64) - c, torch.arange(size, dtype=torch.float64) - c, indexing="ij")
+    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float64) - c - centre[0], torch.arange(size, dtype=torch.float64) - c - centre[1], indexing="ij")
     xr = x * math.cos(orientation) + y * math.sin(orientation)
     g = torch.exp(-(x**2 + y**2) / (2 * sigma**2)) * torch.cos(2 * math.pi * xr / wavelength + phase)
     g = g - g.mean()
@@ -78,12 +83,13 @@ class Grey(nn.Module):
 
 
 class Subunits(nn.Module):
-    """Linear Gabor filters at several phases, as one valid convolution."""
+    """Linear Gabor filters at several phases (or given filters), as one valid convolution."""
 
-    def __init__(self, phases):
+    def __init__(self, phases=None, filters=None):
         super().__init__()
-        self.phases = [float(p) for p in phases]
-        self.register_buffer("weight", torch.stack([gabor(p) for p in self.phases])[:, None])
+        self.phases = [float(p) for p in phases or []]
+        bank = torch.stack([gabor(p) for p in self.phases]) if filters is None else torch.stack(list(filters))
+        self.register_buffer("weight", bank[:, None])
 
     def forward(self, grey):
         return nn.functional.conv2d(grey, self.weight)
@@ -107,6 +113,24 @@ class Energy(nn.Module):
 
     def forward(self, s):
         return s.pow(2).sum(1, keepdim=True)
+
+
+class Corner(nn.Module):
+    """A top-left corner from quadrature-pair energies: sqrt(E_left·E_top) - ½(E_right + E_bottom).
+
+    Subunit channels, in pairs (phase 0, 90°): a vertical edge left of the
+    centre, a horizontal edge above it, a vertical edge right of it, a
+    horizontal edge below it. The geometric mean asks for both edges of the
+    corner; the other two energies inhibit, so a plaid that drives the edges
+    everywhere does not drive the cell. There is no final rectification: a
+    ReLU would be silent, with no gradient, for most noise images, since
+    noise drives the inhibition as much as the corner.
+    """
+
+    def forward(self, s):
+        e = s.pow(2)
+        left, top, right, bottom = (e[:, 2 * i: 2 * i + 2].sum(1, keepdim=True) for i in range(4))
+        return torch.sqrt(left * top + 1e-12) - 0.5 * (right + bottom)
 
 
 class Cell(nn.Module):
@@ -136,6 +160,17 @@ def _wrap(module, name, weights, preceding=None):
     return VisionModel(module, name=name, mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0), input_size=SIZE, weights="none (fixed toy model)", preceding=preceding or {})
 
 
+CORNER_OFFSET = 6.0  # px from the centre to each edge's Gabor pair
+CORNER_SIGMA = 3.0
+
+
+def corner_filters():
+    """8 filters: quadrature pairs for a vertical edge left, a horizontal edge top, vertical right, horizontal bottom."""
+    d = CORNER_OFFSET
+    places = [(math.pi / 2 * 0, (0.0, -d)), (math.pi / 2, (-d, 0.0)), (0.0, (0.0, d)), (math.pi / 2, (d, 0.0))]
+    return [gabor(phase, sigma=CORNER_SIGMA, orientation=orientation, centre=centre) for orientation, centre in places for phase in (0.0, math.pi / 2)]
+
+
 @register("simple_cell")
 def _simple(weights=None, seed=0):
     return _wrap(Cell(Subunits([0.0]), Rectified([1.0], leak=0.01)), "simple_cell", weights)
@@ -144,6 +179,11 @@ def _simple(weights=None, seed=0):
 @register("energy_complex_cell")
 def _energy(weights=None, seed=0):
     return _wrap(Cell(Subunits([0.0, math.pi / 2]), Energy()), "energy_complex_cell", weights, {"response": "subunits"})
+
+
+@register("corner_cell")
+def _corner(weights=None, seed=0):
+    return _wrap(Cell(Subunits(filters=corner_filters()), Corner()), "corner_cell", weights, {"response": "subunits"})
 
 
 @register("hw_complex_cell")
