@@ -319,6 +319,133 @@ def cmd_invariance(args):
     print(f"wrote metrics.json, result.npz, shift_invariance.png, linear_combination.png, scatter.png and per-unit panels to {args.out}/ in {metrics['wall_seconds']:.0f} s")
 
 
+def _other_model(spec, args, flag):
+    """MODEL or MODEL:WEIGHTS, as --classifier and --compare take it."""
+    from .models import load_model
+
+    name, _, weights = spec.partition(":")
+    if not name:
+        raise PreimageError(f"bad {flag} {spec!r}; give MODEL or MODEL:WEIGHTS")
+    return load_model(name, weights=weights or None, seed=args.weights_seed, device=args.device)
+
+
+def _classifier(args, model):
+    classifier = _other_model(args.classifier, args, "--classifier") if args.classifier else model
+    if not classifier.classes:
+        raise PreimageError(f"model {classifier.name} has no class names to classify with; give --classifier MODEL (for example efficientnet_lite0)")
+    return classifier
+
+
+def cmd_reliability(args):
+    from .reliability import reliability
+    from .store import save_reliability
+
+    model = _load(args)
+    classifier = _classifier(args, model)
+    rel = reliability(model, args.target, repeats=args.repeats, classifier=classifier, size=args.size, seed=args.seed, unit_mode=args.unit, progress=not args.quiet, **_method(args))
+    save_reliability(rel, args.out, {"command": "reliability", "model": model.name, "weights": model.weights, "argv": sys.argv[1:]})
+    s = rel.stats
+    sp = s["spearman"]
+    print(f"top-1: {s['top1_most_common']['name']} in {s['top1_most_common']['count']} of {s['repeats']} repeats (agreement {s['top1_agreement']:.2f})")
+    print(f"top-5 labels shared by at least two repeats: {100 * s['top5_shared']:.0f} % ({s['top5_unique_to_one_repeat']} of {s['top5_labels']} unique to one repeat)")
+    print(f"Spearman ρ of the logits over {sp['pairs']} pairs: mean {sp['mean_rho']:.3f}, min {sp['min_rho']:.3f}, p < {sp['alpha']:g} in {100 * sp['fraction_p_below']:.0f} %; first pair ρ = {sp['first_pair']['rho']:.3f} (p = {sp['first_pair']['p']:.2g})")
+    print(f"mean pairwise correlation: pixels {s['pixel_correlation']:.3f}, {s['feature_layer']} features {s['feature_correlation']:.3f}")
+    print(f"wrote grid.png, logits.png, images/, result.npz and metrics.json to {args.out}/")
+
+
+def cmd_study(args):
+    from .models import load_model
+    from .store import save_study
+    from .study import between_conditions, conditions, run_study
+
+    specs = [m for m in args.model.split(",") if m]
+    if not specs:
+        raise PreimageError("bad --model ''; give one model, or several separated by commas (MODEL or MODEL:WEIGHTS)")
+    models = []
+    for spec in specs:
+        name, _, weights = spec.partition(":")
+        models.append(load_model(name, weights=weights or args.weights, seed=args.weights_seed, device=args.device))
+    config = {"command": "study", "study": args.study, "models": [m.name for m in models], "weights": [m.weights for m in models], "argv": sys.argv[1:], **_method(args), "seed": args.seed, "size": args.size}
+    if args.study == "depths":
+        return _depth_study(args, models, config)
+    conditions(args.study, args.tv_with)  # a bad --study fails before any work
+    targets = args.target or []
+    if len(targets) not in (1, len(models)):
+        raise PreimageError(f"bad --target: {len(targets)} given for {len(models)} models; give one target for all, or one per model in the order of --model")
+    targets = targets * len(models) if len(targets) == 1 else targets
+    if args.repeats < 2:
+        raise PreimageError(f"bad --repeats {args.repeats}; a study needs at least 2 repeats per condition")
+    classifiers = [_classifier(args, m) for m in models]
+    from .reliability import _repeatable_target
+
+    for m, t in zip(models, targets):
+        _repeatable_target(m, t, args.size or m.input_size, args.unit)
+    studies, scales = [], {}
+    for m, t, c in zip(models, targets, classifiers):
+        method = {**_method(args), "tv": 0.0}  # the conditions set TV
+        runs, scale = run_study(m, t, args.study, repeats=args.repeats, classifier=c, tv_with=args.tv_with, tv_scale=args.tv_scale, size=args.size, seed=args.seed, unit_mode=args.unit, progress=not args.quiet, **method)
+        scales[m.name] = scale
+        # a sweep is read against its unregularized start; the preprocessing conditions pairwise
+        studies.append((m.name, t, runs, between_conditions(runs, reference=next(iter(runs)) if args.study == "tv" else None)))
+    save_study(studies, args.out, {**config, "targets": targets, "repeats": args.repeats, "tv_with": args.tv_with, "tv_scale": scales})
+    print(open(os.path.join(args.out, "summary.md")).read().rstrip())
+    print(f"wrote summary.csv, summary.md, conditions.png, metrics.json and one folder per condition to {args.out}/")
+
+
+def _depth_study(args, models, config):
+    """Finzi Fig. 8: one channel at every depth of each network, one batch per network."""
+    from .figures import image_rows
+    from .images import save_json
+    from .store import save_render
+    from .study import depth_layers
+    from .visualize import visualize
+
+    if args.layers and len(models) > 1:
+        raise PreimageError("--layers names one network's layers; with several --model, leave it out and each network shows its own depths")
+    plans = []
+    for m in models:
+        layers = [l for l in args.layers.split(",") if l] if args.layers else depth_layers(m)
+        size = args.size or m.input_size
+        for layer in layers:
+            channels = m.layer_info(layer, size).shape[0]
+            if args.channel >= channels:
+                raise PreimageError(f"bad --channel {args.channel}; layer {layer} of {m.name} has {channels} channels (0-{channels - 1})")
+        plans.append((m, layers))
+    rows, runs = [], {}
+    for m, layers in plans:
+        result, _ = visualize(m, [f"{layer}:{args.channel}" for layer in layers], size=args.size, seed=args.seed, unit_mode=args.unit, progress=not args.quiet, **_method(args))
+        runs[m.name] = (result, layers)
+        rows.append((f"{m.name}\n({m.weights.split(' ')[0]})", [(layer, image) for layer, image in zip(layers, result.images)]))
+    os.makedirs(args.out, exist_ok=True)
+    for name, (result, layers) in runs.items():
+        save_render(result, os.path.join(args.out, name), {**config, "channel": args.channel, "layers": layers})
+    image_rows(rows, os.path.join(args.out, "depths.png"))
+    save_json(os.path.join(args.out, "metrics.json"), {"config": {**config, "channel": args.channel}, "layers": {n: l for n, (_, l) in runs.items()}, "files": ["depths.png"] + list(runs)})
+    print(f"wrote depths.png (channel {args.channel} at {', '.join(str(len(l)) for _, (_, l) in runs.items())} depths) and one folder per model to {args.out}/")
+
+
+def _method_args(p, optimizers):
+    """The activation-maximization method, shared by visualize, reliability and study."""
+    p.add_argument("--steps", type=int, default=256, help="maximum optimization steps (default 256)")
+    p.add_argument("--size", type=int, default=None, help="image size in pixels (default: the model's input size)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise and the random transforms (default 0)")
+    p.add_argument("--param", choices=("pixel", "fourier"), default="fourier", help="image parameterization (default fourier, 1/f scaled)")
+    p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB directly instead of decorrelated colour")
+    p.add_argument("--transforms", default="finzi", help="'none', 'finzi' (pad 12, jitter 8, scale .9-1.1, rotate ±10, jitter 4), or a list like 'jitter:4,rotate:-5:5:1'")
+    p.add_argument("--optimizer", choices=optimizers, default="adam")
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05, Finzi's)")
+    p.add_argument("--l2", type=float, default=0.0, help="weight of the L2 image penalty (Finzi's λ1)")
+    p.add_argument("--tv", type=float, default=0.0, help="weight of the total-variation penalty (Finzi's λ2)")
+    p.add_argument("--tv-beta", type=float, default=1.0, help="exponent β of TV^β (1: Finzi; 2: Mahendran & Vedaldi)")
+    p.add_argument("--unit", action="store_true", help="LAYER:C means the centre unit instead of the channel mean")
+    p.add_argument("--patience", type=int, default=50, help="stop once no image has improved for this many steps (default 50; 0 runs every step)")
+
+
+def _method(args):
+    """The method flags as keyword arguments of ``visualize``."""
+    return dict(steps=args.steps, param=args.param, decorrelate=not args.no_decorrelate, transforms=args.transforms, optimizer=args.optimizer, lr=args.lr, l2=args.l2, tv=args.tv, tv_beta=args.tv_beta, patience=args.patience)
+
+
 def _preimage_args(p, steps=300):
     _model_args(p)
     p.add_argument("--size", type=int, default=None, help="the network's window in pixels (default: the model's input size)")
@@ -347,19 +474,7 @@ def build_parser():
     p = sub.add_parser("visualize", help="activation maximization of channels, units, layers, classes or directions")
     _model_args(p)
     p.add_argument("--target", action="append", required=True, help="LAYER, LAYER:C, LAYER:C@Y,X, LAYER:all, LAYER:A-B, LAYER:dir=FILE.npy, class:N|NAME; repeatable")
-    p.add_argument("--steps", type=int, default=256, help="maximum optimization steps (default 256)")
-    p.add_argument("--size", type=int, default=None, help="image size in pixels (default: the model's input size)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise and the random transforms (default 0)")
-    p.add_argument("--param", choices=("pixel", "fourier"), default="fourier", help="image parameterization (default fourier, 1/f scaled)")
-    p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB directly instead of decorrelated colour")
-    p.add_argument("--transforms", default="finzi", help="'none', 'finzi' (pad 12, jitter 8, scale .9-1.1, rotate ±10, jitter 4), or a list like 'jitter:4,rotate:-5:5:1'")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05, Finzi's)")
-    p.add_argument("--l2", type=float, default=0.0, help="weight of the L2 image penalty (Finzi's λ1)")
-    p.add_argument("--tv", type=float, default=0.0, help="weight of the total-variation penalty (Finzi's λ2)")
-    p.add_argument("--tv-beta", type=float, default=1.0, help="exponent β of TV^β (1: Finzi; 2: Mahendran & Vedaldi)")
-    p.add_argument("--unit", action="store_true", help="LAYER:C means the centre unit instead of the channel mean")
-    p.add_argument("--patience", type=int, default=50, help="stop once no image has improved for this many steps (default 50; 0 runs every step)")
+    _method_args(p, OPTIMIZERS)
     p.add_argument("--compare-natural", action="store_true", help="also report activation / 99th percentile over natural image patches")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory")
@@ -394,6 +509,34 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(run=cmd_invariance)
+
+    p = sub.add_parser("reliability", help="repeat one visualization and measure how much the repeats agree (Finzi §IV.B.1)")
+    _model_args(p)
+    p.add_argument("--target", required=True, help="one channel, unit or class: LAYER:C, LAYER:C@Y,X, class:N|NAME")
+    p.add_argument("--repeats", type=int, default=25, help="optimizations from different noise (default 25, Finzi's)")
+    p.add_argument("--classifier", default=None, help="classify the repeats with this model, MODEL or MODEL:WEIGHTS (default: the model itself)")
+    _method_args(p, OPTIMIZERS)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(run=cmd_reliability)
+
+    p = sub.add_parser("study", help="Finzi's design-choice studies: TV sweep, preprocessing, one channel across depths")
+    p.add_argument("--model", default="efficientnet_lite0", help="a model, or several separated by commas, each MODEL or MODEL:WEIGHTS")
+    p.add_argument("--weights", default=None, help="weights of models given without :WEIGHTS")
+    p.add_argument("--weights-seed", type=int, default=0, help="seed of random weights (default 0)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--study", required=True, choices=("tv", "preprocessing", "depths"), help="tv: TV weight 0 to 1 by 0.1 (Fig. 7); preprocessing: with and without transforms and TV (Figs. 5, 6); depths: one channel at every depth (Fig. 8)")
+    p.add_argument("--target", action="append", default=None, help="tv and preprocessing: the target, once for all models or once per model")
+    p.add_argument("--repeats", type=int, default=10, help="repeats per condition (default 10)")
+    p.add_argument("--classifier", default=None, help="classify with this model instead of each model itself")
+    p.add_argument("--tv-with", type=float, default=0.5, help="the relative TV weight of the 'with TV' conditions of the preprocessing study (default 0.5)")
+    p.add_argument("--tv-scale", type=float, default=None, help="absolute TV weight = relative weight x this (default: the first condition's activation / its TV, so 1 balances them)")
+    p.add_argument("--channel", type=int, default=0, help="depths: the channel shown at every depth (default 0)")
+    p.add_argument("--layers", default=None, help="depths: the layers of a single model (default: every block, or every convolution)")
+    _method_args(p, OPTIMIZERS)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(run=cmd_study)
 
     p = sub.add_parser("invert", help="reconstruct an image from its code at a layer (Mahendran & Vedaldi §5)")
     _preimage_args(p)

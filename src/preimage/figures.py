@@ -153,3 +153,43 @@ def scatter(groups, path, xlabel, ylabel, title=None):
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def logits_plot(logits, path, classes=100, title=None):
+    """Finzi Fig. 4b: the logits of the first ``classes`` classes, one line per repeat."""
+    plt = pyplot()
+    logits = np.asarray(logits)[:, :classes]
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for row in logits:
+        ax.plot(np.arange(logits.shape[1]), row, lw=0.8, alpha=0.6)
+    ax.set_xlabel(f"class index (first {logits.shape[1]})")
+    ax.set_ylabel("logit")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def image_rows(rows, path, columns=None, row_height=1.6):
+    """Labelled rows of images: [(row label, [(title, image N x 3 x H x W in [0, 1] or None)])]."""
+    from .images import to_uint8
+
+    plt = pyplot()
+    columns = columns or max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(row_height * columns + 1.2, row_height * len(rows) + 0.3), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if c < len(images) and images[c][1] is not None:
+                title, image = images[c]
+                ax.imshow(to_uint8(image))
+                if title:
+                    ax.set_title(title, fontsize=7)
+        axes[r][0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -236,3 +236,97 @@ def save_invariance(runs, out_dir, config, seconds):
     }
     save_json(os.path.join(out_dir, "metrics.json"), metrics)
     return metrics
+
+
+def save_reliability(rel, out_dir, config):
+    """Repeats of one target: grid.png, images/, logits.png, result.npz (images, logits) and metrics.json."""
+    from . import figures
+
+    os.makedirs(out_dir, exist_ok=True)
+    result = rel.result
+    names = []
+    for i, image in enumerate(result.images):
+        name = os.path.join("images", f"{i:03d}_repeat.png")
+        save_png(os.path.join(out_dir, name), image)
+        names.append(name)
+    save_grid(os.path.join(out_dir, "grid.png"), result.images)
+    figures.logits_plot(rel.logits, os.path.join(out_dir, "logits.png"), title=f"{rel.config['target']}: {rel.stats['repeats']} repeats through {rel.classifier}")
+    save_npz(os.path.join(out_dir, "result.npz"), images=result.images, inputs=result.inputs, logits=rel.logits, activations=result.activations, trace=result.trace)
+    metrics = {
+        "config": {**config, **rel.config, "render": result.config},
+        **rel.stats,
+        "activations": result.activations.tolist(),
+        "steps": result.steps,
+        "seconds": round(result.seconds, 3),
+        "images": names,
+        "files": ["grid.png", "logits.png", "result.npz"],
+        "environment": environment(),
+    }
+    save_json(os.path.join(out_dir, "metrics.json"), metrics)
+    return metrics
+
+
+def _summary_row(model, target, condition, stats, activations):
+    sp = stats["spearman"]
+    return {
+        "model": model,
+        "target": target,
+        "condition": condition,
+        "top1": stats["top1_most_common"]["name"],
+        "top1_agreement": round(stats["top1_agreement"], 3),
+        "top5_shared": round(stats["top5_shared"], 3),
+        "mean_rho": round(sp["mean_rho"], 3),
+        "min_rho": round(sp["min_rho"], 3),
+        "fraction_p_below_0.05": round(sp["fraction_p_below"], 3),
+        "pixel_correlation": round(stats["pixel_correlation"], 3),
+        "feature_correlation": round(stats["feature_correlation"], 3),
+        "mean_activation": round(float(np.mean(activations)), 4),
+    }
+
+
+def save_study(studies, out_dir, config, shown=5):
+    """A design-choice study: one folder per (model, condition), summary.csv/.md, conditions.png, metrics.json.
+
+    studies: [(model name, target, {condition: Reliability}, between-condition correlations)].
+    """
+    import csv
+    import io
+
+    from . import figures
+    from .images import atomic_write
+
+    os.makedirs(out_dir, exist_ok=True)
+    rows, figure_rows, folders = [], [], {}
+    several = len(studies) > 1
+    for model, target, runs, _ in studies:
+        for condition, rel in runs.items():
+            sub = os.path.join(safe_name(model), safe_name(condition)) if several else safe_name(condition)
+            save_reliability(rel, os.path.join(out_dir, sub), {**config, "condition": condition, "model": model})
+            folders[f"{model}/{condition}"] = sub
+            rows.append(_summary_row(model, target, condition, rel.stats, rel.result.activations.numpy()))
+            label = f"{model}\n{condition}" if several else condition
+            figure_rows.append((label, [(None, image) for image in rel.result.images[:shown]]))
+    header = list(rows[0])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=header)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write(os.path.join(out_dir, "summary.csv"), buf.getvalue().encode())
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    between = [{"model": model, **pair} for model, _, _, pairs in studies for pair in pairs]
+    if between:
+        lines += ["", "| model | condition A | condition B | Spearman ρ of mean logits | p |", "|---|---|---|---|---|"]
+        lines += [f"| {b['model']} | {b['a']} | {b['b']} | {b['rho']:.3f} | {b['p']:.2g} |" for b in between]
+    atomic_write(os.path.join(out_dir, "summary.md"), ("\n".join(lines) + "\n").encode())
+    figures.image_rows(figure_rows, os.path.join(out_dir, "conditions.png"))
+    metrics = {
+        "config": config,
+        "summary": rows,
+        "between_conditions": between,
+        "folders": folders,
+        "files": ["summary.csv", "summary.md", "conditions.png"],
+        "environment": environment(),
+    }
+    save_json(os.path.join(out_dir, "metrics.json"), metrics)
+    return metrics
