@@ -77,6 +77,8 @@ def cmd_visualize(args):
         patience=args.patience,
         progress=not args.quiet,
         compare_natural=args.compare_natural,
+        prior=_prior(args),
+        prior_weight=_prior_weight(args),
     )
     config = {
         "command": "visualize",
@@ -262,13 +264,19 @@ def cmd_diverse(args):
     if args.steps < 1:
         raise PreimageError(f"bad --steps {args.steps}; it must be at least 1")
     natural = load_folder(args.images, model.input_size)[0] if args.images else None
+    prior = _prior(args)
+    alpha = _prior_weight(args)
     kw = dict(n=args.n, lambdas=lambdas, threshold=args.threshold, steps=args.steps, lr=args.lr, distance=distance, size=args.size, natural=natural, seed=args.seed, patience=args.patience, progress=not args.quiet)
+    if prior is not None:
+        from . import objectives as O
+
+        kw.update(prior=O.log_prior(prior.to(model.device)), alpha=alpha)
     sweeps = diverse(model, layer, channels, **kw)
     baseline = None
     if args.baseline == "random":
         twin = load_model(args.model, weights="random", seed=args.weights_seed, device=args.device)
         baseline = {"sweeps": diverse(twin, layer, channels, **kw), "weights": twin.weights, "label": "random weights"}
-    config = {"command": "diverse", "model": model.name, "weights": model.weights, "target": args.target, **{k: v for k, v in kw.items() if k not in ("natural", "progress")}, "natural_images": args.images or "samples", "baseline": args.baseline, "argv": sys.argv[1:]}
+    config = {"command": "diverse", "model": model.name, "weights": model.weights, "target": args.target, **{k: v for k, v in kw.items() if k not in ("natural", "progress", "prior")}, "prior": prior.describe() if prior is not None else None, "natural_images": args.images or "samples", "baseline": args.baseline, "argv": sys.argv[1:]}
     metrics = save_diverse(sweeps, args.out, config, baseline)
     print(f"wrote grid.png, tradeoff.png, result.npz and metrics.json to {args.out}/")
     for s in sweeps[:10]:
@@ -276,7 +284,12 @@ def cmd_diverse(args):
     if len(sweeps) > 10:
         print(f"... {len(sweeps) - 10} more units; median diversity gain {metrics['summary']['median_diversity_gain']}")
     if baseline:
-        print(f"random-weights twin: median diversity gain {metrics['baseline']['summary']['median_diversity_gain']} (trained {metrics['summary']['median_diversity_gain']}); histogram in gains.png")
+        test = metrics["baseline"]["trained_greater"]
+        p = f"; one-sided Mann-Whitney p = {test['p']:.3g}" if test else ""
+        def fmt(v):
+            return "n/a" if v is None else f"{v:.3f}"
+
+        print(f"random-weights twin: median diversity gain {fmt(metrics['baseline']['summary']['median_diversity_gain'])} (trained {fmt(metrics['summary']['median_diversity_gain'])}){p}; histogram in gains.png")
 
 
 def cmd_invariance(args):
@@ -424,6 +437,47 @@ def _depth_study(args, models, config):
     print(f"wrote depths.png (channel {args.channel} at {', '.join(str(len(l)) for _, (_, l) in runs.items())} depths) and one folder per model to {args.out}/")
 
 
+def _prior_args(p):
+    p.add_argument("--prior", default=None, help="a natural-image prior: 'default' (the packaged PixelCNN++) or a file from `preimage prior train`")
+    p.add_argument("--prior-weight", type=float, default=None, help="its weight α (default 0.0005, Cadena et al.'s)")
+
+
+def _prior(args):
+    if args.prior is None:
+        if args.prior_weight is not None:
+            raise PreimageError(f"bad --prior-weight {args.prior_weight}: it weighs a prior, so give --prior default or --prior FILE too")
+        return None
+    from .prior import load_prior
+
+    return load_prior(args.prior, args.device)
+
+
+def _prior_weight(args):
+    return 0.0005 if args.prior_weight is None else args.prior_weight
+
+
+def cmd_prior(args):
+    from .images import save_json
+    from .prior import evaluate, export, load_prior, train
+
+    if args.action == "train":
+        if args.patch < 4 or args.steps < 1 or args.batch < 1:
+            raise PreimageError(f"bad --patch {args.patch} / --steps {args.steps} / --batch {args.batch}; the patch must be at least 4 pixels and the others positive")
+        network = {"filters": args.filters, "resnets": args.resnets, "scales": args.scales, "mixtures": args.mixtures}
+        prior, history = train(args.out, images=args.images, patch=args.patch, steps=args.steps, batch=args.batch, lr=args.lr, network=network, seed=args.seed, device=args.device, progress=not args.quiet, eval_every=args.eval_every, save_every=args.eval_every)
+        if args.export:
+            export(args.out, args.export)
+        last = history[-1] if history else {}
+        print(f"wrote {args.out} (step {prior.steps}; held-out {last.get('held_out_bpd', float('nan')):.3f} bpd)" + (f" and {args.export}" if args.export else ""))
+        return
+    prior = load_prior(args.prior, args.device)
+    result = evaluate(prior, images=args.images, train_count=args.train_patches, test_count=args.test_patches, components=args.components, seed=args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    save_json(os.path.join(args.out, "metrics.json"), {"config": {"command": "prior evaluate", "prior": args.prior, **prior.describe(), "argv": sys.argv[1:]}, **result})
+    print(f"held-out bits per dimension on {result['patch']}x{result['patch']} patches: PixelCNN++ {result['pixelcnn_bpd']:.3f}, Gaussian {result['gaussian_bpd']:.3f}, Gaussian mixture {result['gmm_bpd']:.3f}")
+    print(f"wrote {os.path.join(args.out, 'metrics.json')}")
+
+
 def _method_args(p, optimizers):
     """The activation-maximization method, shared by visualize, reliability and study."""
     p.add_argument("--steps", type=int, default=256, help="maximum optimization steps (default 256)")
@@ -476,6 +530,7 @@ def build_parser():
     p.add_argument("--target", action="append", required=True, help="LAYER, LAYER:C, LAYER:C@Y,X, LAYER:all, LAYER:A-B, LAYER:dir=FILE.npy, class:N|NAME; repeatable")
     _method_args(p, OPTIMIZERS)
     p.add_argument("--compare-natural", action="store_true", help="also report activation / 99th percentile over natural image patches")
+    _prior_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(run=cmd_visualize)
@@ -493,6 +548,7 @@ def build_parser():
     p.add_argument("--size", type=int, default=None, help="image size (default: the unit's receptive field)")
     p.add_argument("--images", default=None, help="folder of natural images for the image norm (default: the sample photographs)")
     p.add_argument("--baseline", choices=("none", "random"), default="none", help="also run the same architecture with random weights and compare")
+    _prior_args(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory")
@@ -537,6 +593,29 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(run=cmd_study)
+
+    p = sub.add_parser("prior", help="a PixelCNN++ natural-image prior: train it on patches, or evaluate it against Gaussian baselines")
+    p.add_argument("action", choices=("train", "evaluate"))
+    p.add_argument("--images", default="samples", help="a folder of images, or 'samples' (scikit-image's photographs; default)")
+    p.add_argument("--patch", type=int, default=32, help="train: patch size in pixels (default 32)")
+    p.add_argument("--steps", type=int, default=2000, help="train: total steps, counting those of a resumed checkpoint (default 2000)")
+    p.add_argument("--batch", type=int, default=32, help="train: patches per step (default 32)")
+    p.add_argument("--lr", type=float, default=1e-3, help="train: Adam's learning rate (default 0.001)")
+    p.add_argument("--filters", type=int, default=32, help="train: channels of the network (default 32)")
+    p.add_argument("--resnets", type=int, default=2, help="train: gated ResNet blocks per scale (default 2)")
+    p.add_argument("--scales", type=int, default=2, help="train: resolutions (default 2)")
+    p.add_argument("--mixtures", type=int, default=5, help="train: logistic mixture components (default 5)")
+    p.add_argument("--eval-every", type=int, default=200, help="train: held-out evaluation and checkpoint every N steps (default 200)")
+    p.add_argument("--export", default=None, help="train: also write the model alone, in float16, to this file (how the packaged prior is made)")
+    p.add_argument("--prior", default="default", help="evaluate: 'default' or a checkpoint file")
+    p.add_argument("--train-patches", type=int, default=20000, help="evaluate: patches the baselines are fitted on (default 20000)")
+    p.add_argument("--test-patches", type=int, default=2000, help="evaluate: held-out patches (default 2000)")
+    p.add_argument("--components", type=int, default=8, help="evaluate: Gaussian mixture components (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="train: the checkpoint file (resumed if it exists); evaluate: a folder for metrics.json")
+    p.set_defaults(run=cmd_prior)
 
     p = sub.add_parser("invert", help="reconstruct an image from its code at a layer (Mahendran & Vedaldi §5)")
     _preimage_args(p)

@@ -345,3 +345,17 @@ def bounded_range(alpha=6.0, B=1.0, batch=None):
 
 def _area(ctx):
     return ctx.images.shape[-1] * ctx.images.shape[-2]
+
+
+def log_prior(prior, batch=None):
+    """log P(x) of the images under a prior module (a ``PixelCNNPrior``: nats per image).
+
+    Cadena et al.'s eq. 1 adds α log P(x) with α = 0.0005; the prior reads the
+    image in display space, before the random transforms.
+    """
+
+    def values(ctx, idx):
+        return prior(_rows(ctx.images, idx).float())
+
+    return Objective(_per_element(values, batch), name="log_prior", penalty=True)
+

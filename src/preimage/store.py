@@ -160,7 +160,7 @@ def save_diverse(sweeps, out_dir, config, baseline=None):
     if baseline is not None:
         base_dir = os.path.join(out_dir, "baseline")
         base_metrics = save_diverse(baseline["sweeps"], base_dir, {**config, "model_weights": baseline["weights"]})
-        metrics["baseline"] = {"weights": baseline["weights"], "folder": "baseline", "summary": base_metrics["summary"]}
+        metrics["baseline"] = {"weights": baseline["weights"], "folder": "baseline", "summary": base_metrics["summary"], "trained_greater": _gain_test(gains, [s.diversity_gain for s in baseline["sweeps"]])}
         figures.histograms(
             {"trained": gains, baseline["label"]: [s.diversity_gain for s in baseline["sweeps"]]},
             os.path.join(out_dir, "gains.png"),
@@ -171,6 +171,18 @@ def save_diverse(sweeps, out_dir, config, baseline=None):
         figures.histograms({"units": gains}, os.path.join(out_dir, "gains.png"), xlabel="diversity gain: min distance at the chosen λ / at λ = 0")
     save_json(os.path.join(out_dir, "metrics.json"), metrics)
     return metrics
+
+
+def _gain_test(gains, baseline_gains):
+    """One-sided Mann-Whitney U test (scipy.stats) that the units' gains exceed the baseline's."""
+    from scipy.stats import mannwhitneyu
+
+    a = [g for g in gains if g is not None]
+    b = [g for g in baseline_gains if g is not None]
+    if len(a) < 2 or len(b) < 2:
+        return None
+    r = mannwhitneyu(a, b, alternative="greater")
+    return {"test": "Mann-Whitney U, one-sided", "U": float(r.statistic), "p": float(r.pvalue), "mean": float(np.mean(a)), "baseline_mean": float(np.mean(b))}
 
 
 def _gain_summary(gains):

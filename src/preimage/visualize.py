@@ -29,6 +29,8 @@ def visualize(
     patience=50,
     progress=True,
     compare_natural=False,
+    prior=None,
+    prior_weight=0.0005,
 ):
     """Maximize each target (one batch element per channel or unit) and return (result, extra metrics).
 
@@ -37,6 +39,8 @@ def visualize(
     patience: stop once no element has improved for this many steps (0: run every step).
     compare_natural: also measure each target on natural patches and report the
     ratio of the optimized activation to their 99th percentile.
+    prior: a natural-image prior (``preimage.prior.load_prior``) whose log P(x)
+    is added with weight ``prior_weight`` (Cadena et al.'s α).
     """
     if steps < 1:
         raise PreimageError(f"bad --steps {steps}; it must be at least 1")
@@ -51,6 +55,8 @@ def visualize(
         objective = objective - l2 * O.l2()
     if tv:
         objective = objective - tv * O.tv(beta=tv_beta)
+    if prior is not None and prior_weight:
+        objective = objective + prior_weight * O.log_prior(prior.to(model.device))
     stop = Convergence(patience=patience) if patience else None
     result = render(
         model,
@@ -70,12 +76,15 @@ def visualize(
         labels=[e.label() for e in elements],
     )
     extra = {}
+    if prior is not None:
+        with torch.no_grad():
+            extra["prior"] = {**prior.describe(), "weight": prior_weight, "log_prior": prior(result.images.to(model.device)).tolist()}
     if compare_natural:
         natural = element_values(model, elements, natural_crops(size))
         p99 = torch.quantile(natural, 0.99, dim=0)
-        extra = {
+        extra.update({
             "natural_images": int(natural.shape[0]),
             "natural_p99": p99.tolist(),
             "ratio_to_natural_p99": (result.activations / p99).tolist(),
-        }
+        })
     return result, extra
