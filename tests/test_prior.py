@@ -140,3 +140,25 @@ def test_log_prior_term_raises_the_likelihood():
     (g,) = torch.autograd.grad(value.sum(), images)
     stepped = (images + 1e-3 * g.sign()).detach()
     assert (term(O.Context(activations={}, images=stepped, centered=stepped)) > value.detach()).all()
+
+
+def test_prior_flags_reach_every_method(tmp_path, capsys):
+    from preimage.cli import main
+
+    ckpt = str(tmp_path / "tiny.pt")
+    train(ckpt, images="samples", patch=8, steps=2, batch=4, network={"filters": 4, "resnets": 1, "scales": 1, "mixtures": 1}, held_out=8, eval_every=2, save_every=2, progress=False, log=lambda *a: None)
+    common = ["--size", "32", "--steps", "3", "--quiet", "--prior", ckpt]
+    assert main(["invert", "--layer", "_blocks.1", "--image", "sample:chelsea", "--out", str(tmp_path / "inv")] + common) == 0
+    assert main(["diverse", "--target", "_blocks.1:0", "--lambdas", "0,1", "--n", "2", "--prior-weight", "0.01", "--out", str(tmp_path / "div")] + common) == 0
+    assert main(["visualize", "--target", "_blocks.1:0", "--out", str(tmp_path / "vis")] + common) == 0
+    import json
+
+    inv = json.loads((tmp_path / "inv" / "metrics.json").read_text())
+    assert inv["config"]["prior"]["weight"] == 0.1 and inv["config"]["prior"]["network"]["filters"] == 4
+    div = json.loads((tmp_path / "div" / "metrics.json").read_text())
+    assert div["config"]["alpha"] == 0.01 and div["config"]["prior"]["patch"] == 8
+    vis = json.loads((tmp_path / "vis" / "metrics.json").read_text())
+    assert vis["prior"]["weight"] == 0.0005 and len(vis["prior"]["log_prior"]) == 1
+    capsys.readouterr()
+    assert main(["invert", "--layer", "_blocks.1", "--image", "sample:chelsea", "--prior-weight", "1", "--out", str(tmp_path / "bad")]) == 2
+    assert "--prior-weight" in capsys.readouterr().err and not (tmp_path / "bad").exists()

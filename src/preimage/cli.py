@@ -95,7 +95,7 @@ def cmd_visualize(args):
     metrics = save_render(result, args.out, config, extra)
     print(f"wrote {len(result.labels)} images to {os.path.join(args.out, 'images')}/, the grid {os.path.join(args.out, 'grid.png')}, result.npz and metrics.json")
     print(f"steps {metrics['steps']}, {metrics['seconds']:.1f} s; mean activation {float(result.activations.mean()):.4g}")
-    if extra:
+    if "ratio_to_natural_p99" in extra:
         ratios = extra["ratio_to_natural_p99"]
         print(f"activation / natural 99th percentile: median {sorted(ratios)[len(ratios) // 2]:.3g}, min {min(ratios):.3g} over {extra['natural_images']} natural patches")
 
@@ -149,7 +149,7 @@ def cmd_invert(args):
     channels = _channel_range(args.mask_channels) if args.mask_channels else None
     if args.mask_window is not None or channels is not None:
         feature_mask(info.shape, args.mask_window, channels)  # check before the run
-    result = invert(model, args.layer, image, C=args.C, mask_window=args.mask_window, mask_channels=channels, seeds=args.seeds, seed=args.seed, energy=_energy(args), jitter=args.jitter, progress=not args.quiet)
+    result = invert(model, args.layer, image, C=args.C, mask_window=args.mask_window, mask_channels=channels, seeds=args.seeds, seed=args.seed, energy=_energy(args), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
     box = window_box(info, args.mask_window) if args.mask_window else None
     errors = [round(float(e), 5) for e in result.scores]
     config = {"command": "invert", "model": model.name, "weights": model.weights, "image": args.image, "size": size, "argv": sys.argv[1:]}
@@ -173,7 +173,7 @@ def cmd_caricature(args):
     for layer in layers:
         model.layer_info(layer, size)
     for layer in layers:
-        result = caricature(model, layer, image, C=args.C, seed=args.seed, energy=_energy(args), jitter=args.jitter, progress=not args.quiet)
+        result = caricature(model, layer, image, C=args.C, seed=args.seed, energy=_energy(args), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
         out = os.path.join(args.out, layer.replace(".", "_").replace("#", "_")) if len(layers) > 1 else args.out
         config = {"command": "caricature", "model": model.name, "weights": model.weights, "image": args.image, "size": size, "argv": sys.argv[1:]}
         factor = float(result.scores[0])
@@ -198,7 +198,7 @@ def cmd_maximize(args):
     rf = info.rf_size if not isinstance(info.rf_size, list) else max(info.rf_size)
     size = int(args.size or min(model.input_size, rf))
     natural = load_folder(args.images, size)[0] if args.images else natural_crops(size)
-    result = maximize(model, layer, [e.channel for e in elements], natural, size=size, C=args.C, position=position, seed=args.seed, energy=_energy(args), jitter=args.jitter, progress=not args.quiet)
+    result = maximize(model, layer, [e.channel for e in elements], natural, size=size, C=args.C, position=position, seed=args.seed, energy=_energy(args), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
     config = {"command": "maximize", "model": model.name, "weights": model.weights, "target": args.target, "natural_images": args.images or "samples", "argv": sys.argv[1:]}
     ratios = [round(float(r), 3) for r in result.scores]
     save_preimages(result, args.out, config, labels=[e.label() for e in elements], extra_metrics={"activation_over_M": ratios})
@@ -235,8 +235,9 @@ def cmd_invert_table(args):
         images = sample_images(size)[: args.limit] if args.limit else sample_images(size)
         files = [f"sample:{n}" for n in SAMPLE_IMAGES][: images.shape[0]]
     energy = _energy(args)
-    errors, first = inversion_table(columns, Cs, images, seeds=1, seed=args.seed, energy=energy, jitter=args.jitter, progress=not args.quiet)
-    config = {"command": "invert-table", "models": [m.name for m in models], "weights": [m.weights for m in models], "size": size, "images": files, "seed": args.seed, "energy": energy.describe(), "argv": sys.argv[1:]}
+    prior_kw = _prior_kw(args)
+    errors, first = inversion_table(columns, Cs, images, seeds=1, seed=args.seed, energy=energy, jitter=args.jitter, progress=not args.quiet, **prior_kw)
+    config = {"command": "invert-table", "models": [m.name for m in models], "weights": [m.weights for m in models], "size": size, "images": files, "seed": args.seed, "energy": energy.describe(), "prior": prior_kw["prior"].describe() if prior_kw else None, "prior_weight": args.prior_weight, "argv": sys.argv[1:]}
     write_table(args.out, columns, Cs, errors, first, images, config)
     print(open(os.path.join(args.out, "table.md")).read().rstrip())
     print(f"wrote table.csv, table.md, errors.png, inversions.png, result.npz and metrics.json to {args.out}/")
@@ -452,6 +453,12 @@ def _prior(args):
     return load_prior(args.prior, args.device)
 
 
+def _prior_kw(args):
+    """prior and prior_weight for the Mahendran & Vedaldi presets (their default weight unless given)."""
+    prior = _prior(args)
+    return {} if prior is None else {"prior": prior, **({} if args.prior_weight is None else {"prior_weight": args.prior_weight})}
+
+
 def _prior_weight(args):
     return 0.0005 if args.prior_weight is None else args.prior_weight
 
@@ -506,6 +513,8 @@ def _preimage_args(p, steps=300):
     p.add_argument("--steps", type=int, default=steps, help=f"optimization steps (default {steps}, the paper's T)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial noise and the jitter (default 0)")
     p.add_argument("--jitter", type=int, default=None, help="jitter amount T (default: a quarter of the layer's stride, as the paper; 0 or 1 for none)")
+    p.add_argument("--prior", default=None, help="a natural-image prior: 'default' (the packaged PixelCNN++) or a file from `preimage prior train`")
+    p.add_argument("--prior-weight", type=float, default=None, help="weight of log P(x) per pixel in the energy (default 0.1, which makes it a term near 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory")
 

@@ -25,14 +25,15 @@ def column_name(model, layer, with_model=False):
     return f"{model.name}:{name}" if with_model else name
 
 
-def inversion_table(columns, Cs, images, seeds=1, seed=0, energy=None, jitter=None, progress=True, log=print):
+def inversion_table(columns, Cs, images, seeds=1, seed=0, energy=None, jitter=None, progress=True, log=print, **prior):
     """Invert every image at every C from every (model, layer) column.
 
     Returns ({column name: {C: errors over images}}, {(column name, C): reconstruction of image 0}).
+    prior: ``prior`` and ``prior_weight`` as ``invert`` takes them.
     """
     errors, first = {}, {}
     for i, (model, layer, name) in enumerate(columns):
-        result = invert(model, layer, images, C=list(Cs), seeds=seeds, seed=seed, energy=energy, jitter=jitter, progress=progress)
+        result = invert(model, layer, images, C=list(Cs), seeds=seeds, seed=seed, energy=energy, jitter=jitter, progress=progress, **prior)
         per_c = {}
         for c in Cs:
             idx = [k for k, m in enumerate(result.meta) if m["C"] == float(c)]

@@ -139,6 +139,7 @@ class Setup:
     pipeline: Pipeline
     constraint: PixelNormBound
     unit: float  # the model's centred input units per paper unit
+    prior: dict | None = None  # the prior's description and weight, when there is one
 
     def param(self, model, n, generator):
         sigma = self.energy.init_norm * self.energy.B / math.sqrt(3)
@@ -192,11 +193,19 @@ class Setup:
         return result
 
     def describe(self):
-        return {"window": self.size, "canvas": self.canvas, "jitter_T": self.jitter, "unit_per_paper_unit": self.unit, **self.energy.describe()}
+        return {"window": self.size, "canvas": self.canvas, "jitter_T": self.jitter, "unit_per_paper_unit": self.unit, "prior": self.prior, **self.energy.describe()}
 
 
-def setup(model, layer, size=None, energy=None, jitter=None):
-    """The preset for a layer: regularizers, jitter, projection, in the model's units."""
+PRIOR_WEIGHT = 0.1  # log P per pixel is about -10 nats for natural images: 0.1 makes it a term near 1
+
+
+def setup(model, layer, size=None, energy=None, jitter=None, prior=None, prior_weight=PRIOR_WEIGHT):
+    """The preset for a layer: regularizers, jitter, projection, in the model's units.
+
+    prior: a natural-image prior (``preimage.prior.load_prior``); its log P(x)
+    joins the regularizers per pixel, like every term of the normalized energy,
+    weighted by ``prior_weight``.
+    """
     energy = energy or Energy()
     size = int(size or model.input_size)
     info = model.layer_info(layer, size)
@@ -207,16 +216,20 @@ def setup(model, layer, size=None, energy=None, jitter=None):
     unit = (hi - lo) / PAPER_RANGE
     B, V = energy.B * unit, energy.V * unit
     regularizers = -1.0 * O.bounded_range(energy.alpha, B) - 1.0 * O.tv(energy.beta, V)
+    canvas = size + max(T - 1, 0)
+    if prior is not None and prior_weight:
+        regularizers = regularizers + (prior_weight / (canvas * canvas)) * O.log_prior(prior.to(model.device))
     steps = [Jitter(T, crop=T - 1)] if T > 1 else []
     return Setup(
         size=size,
-        canvas=size + max(T - 1, 0),
+        canvas=canvas,
         jitter=T,
         energy=energy,
         regularizers=regularizers,
         pipeline=Pipeline(steps, output_size=None),
         constraint=PixelNormBound(energy.B_plus * unit),
         unit=unit,
+        prior={**prior.describe(), "weight": prior_weight} if prior is not None and prior_weight else None,
     )
 
 
@@ -266,7 +279,7 @@ class PreimageResult:
     config: dict
 
 
-def invert(model, layer, images, C=None, mask_window=None, mask_channels=None, seeds=1, seed=0, energy=None, jitter=None, progress=True):
+def invert(model, layer, images, C=None, mask_window=None, mask_channels=None, seeds=1, seed=0, energy=None, jitter=None, progress=True, prior=None, prior_weight=PRIOR_WEIGHT):
     """Reconstruct images from their code at a layer, starting from noise (§5).
 
     images: K x 3 x S x S in [0, 1] (S is the network's window). C: a number, a
@@ -279,7 +292,7 @@ def invert(model, layer, images, C=None, mask_window=None, mask_channels=None, s
     k, size = images.shape[0], images.shape[-1]
     if seeds < 1:
         raise PreimageError(f"bad --seeds {seeds}; it must be at least 1")
-    pre = setup(model, layer, size, energy, jitter)
+    pre = setup(model, layer, size, energy, jitter, prior, prior_weight)
     Cs = [paper_C(model, layer, size)] if C is None else [float(c) for c in (C if isinstance(C, (list, tuple)) else [C])]
     for c in Cs:
         if c <= 0:
@@ -303,7 +316,7 @@ def invert(model, layer, images, C=None, mask_window=None, mask_channels=None, s
 # -- caricature (§7) ---------------------------------------------------------------------------
 
 
-def caricature(model, layer, images, C=1.0, seed=0, energy=None, jitter=None, progress=True):
+def caricature(model, layer, images, C=1.0, seed=0, energy=None, jitter=None, progress=True, prior=None, prior_weight=PRIOR_WEIGHT):
     """Exaggerate what a layer sees in an image (§7): Φ0 = max(0, Φ(x0)), starting from x0.
 
     Z is read as ‖Φ0‖², so the loss ℓ = -⟨Φ(x), Φ0⟩ / ‖Φ0‖² is -1 at x0 itself
@@ -313,7 +326,7 @@ def caricature(model, layer, images, C=1.0, seed=0, energy=None, jitter=None, pr
     """
     images = images.to(model.device)
     size = images.shape[-1]
-    pre = setup(model, layer, size, energy, jitter)
+    pre = setup(model, layer, size, energy, jitter, prior, prior_weight)
     with torch.no_grad():
         phi0 = model.activations(images, [layer])[layer].float().clamp_min(0)
     z = phi0.pow(2).reshape(phi0.shape[0], -1).sum(1).clamp_min(1e-12)
@@ -341,7 +354,7 @@ def natural_maximum(model, layer, channels, images, chunk=16):
     return best[torch.as_tensor(channels, device=best.device)].cpu()
 
 
-def maximize(model, layer, channels, natural, size=None, C=1.0, position=None, seed=0, energy=None, jitter=None, progress=True):
+def maximize(model, layer, channels, natural, size=None, C=1.0, position=None, seed=0, energy=None, jitter=None, progress=True, prior=None, prior_weight=PRIOR_WEIGHT):
     """Activation maximization with the loss of eq. 4 (§6): one image per channel's unit.
 
     Φ0 is the indicator of the unit (channel c at ``position``, default the
@@ -360,7 +373,7 @@ def maximize(model, layer, channels, natural, size=None, C=1.0, position=None, s
     size = int(size or min(model.input_size, rf))
     channels = [int(c) for c in channels]
     info = model.layer_info(layer, size)
-    pre = setup(model, layer, size, energy, jitter)
+    pre = setup(model, layer, size, energy, jitter, prior, prior_weight)
     M = natural_maximum(model, layer, channels, natural)
     if (M <= 0).any():
         bad = [c for c, m in zip(channels, M.tolist()) if m <= 0]
