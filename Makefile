@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VLFEAT := $(VENV)/.vlfeat
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench prior clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ bench: $(VLFEAT)
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_diverse.py
 	$(BIN)/python benchmarks/bench_handcrafted.py
+
+# The packaged PixelCNN++ prior: trained on scikit-image's photographs (resumes from build/prior.pt)
+prior: $(STAMP)
+	mkdir -p build
+	OMP_NUM_THREADS=1 $(BIN)/preimage prior train --images samples --patch 16 --steps 1500 --batch 32 \
+	    --filters 32 --resnets 2 --scales 2 --mixtures 5 --eval-every 100 \
+	    --out build/prior.pt --export src/preimage/data/pixelcnn_default.pt
 
 clean:
 	rm -rf $(VENV) demo-out

@@ -162,3 +162,21 @@ def test_prior_flags_reach_every_method(tmp_path, capsys):
     capsys.readouterr()
     assert main(["invert", "--layer", "_blocks.1", "--image", "sample:chelsea", "--prior-weight", "1", "--out", str(tmp_path / "bad")]) == 2
     assert "--prior-weight" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_packaged_prior_ranks_natural_above_visualizations_above_noise():
+    import preimage
+    from preimage.visualize import visualize
+
+    prior = load_prior("default")
+    assert prior.describe()["steps"] > 0
+    natural = torch.from_numpy(patches(natural_arrays("samples"), 32, 32, "test")).float() / 255
+    model = preimage.load_model("efficientnet_lite0")
+    made, _ = visualize(model, ["_blocks.3:0-3"], size=32, steps=40, progress=False)  # no prior
+    noise = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        bpd_natural = prior.bits_per_dim(natural)
+        bpd_made = prior.bits_per_dim(made.images)
+        bpd_noise = prior.bits_per_dim(noise)
+    assert bpd_natural.median() + 1.0 < bpd_made.min()
+    assert bpd_made.max() + 1.0 < bpd_noise.min()

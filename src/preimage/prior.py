@@ -161,7 +161,7 @@ def train(
     torch.manual_seed(seed)
     prior = PixelCNNPrior(PixelCNNPP(**network), patch=patch, trained_on=images).to(device)
     opt = torch.optim.Adam(prior.parameters(), lr=lr)
-    start, history = 0, []
+    start, history, best = 0, [], None
     if os.path.isfile(out):
         state = torch.load(out, map_location="cpu", weights_only=True)
         if state.get("config") != prior.network.config or state.get("patch") != patch:
@@ -170,6 +170,7 @@ def train(
         if "optimizer" in state:
             opt.load_state_dict(state["optimizer"])
         start, history = int(state.get("steps", 0)), list(state.get("history", []))
+        best = state.get("best")
         log(f"resuming from step {start} of {out}")
     # patches are drawn per block of save_every steps from seed + step, so a run resumed
     # from a checkpoint sees the patches the uninterrupted run would have seen
@@ -198,17 +199,22 @@ def train(
         if done % eval_every == 0 or done == steps:
             history.append({"step": done, "train_bpd": train_bpd, "held_out_bpd": held_out_bpd(prior, test), "seconds": time.perf_counter() - t0})
             log(f"step {done}: train {train_bpd:.3f} bpd, held out {history[-1]['held_out_bpd']:.3f} bpd")
+            # Adam's steps make the held-out figure wander: keep the best model seen, which is what gets exported
+            if best is None or history[-1]["held_out_bpd"] < best["held_out_bpd"]:
+                best = {"step": done, "held_out_bpd": history[-1]["held_out_bpd"], "state_dict": {k: v.detach().clone() for k, v in prior.network.state_dict().items()}}
         if done % save_every == 0 or done == steps:
             prior.steps = done
-            _save(out, {**prior.checkpoint(), "optimizer": opt.state_dict(), "history": history})
+            _save(out, {**prior.checkpoint(), "optimizer": opt.state_dict(), "history": history, "best": best})
     prior.steps = steps
     return prior, history
 
 
 def export(checkpoint, out, half=True):
-    """The model part of a training checkpoint, without the optimizer (and in float16), for shipping."""
+    """The best model (by held-out bpd) of a training checkpoint, without the optimizer, in float16, for shipping."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    small = {k: v for k, v in state.items() if k not in ("optimizer",)}
+    small = {k: v for k, v in state.items() if k not in ("optimizer", "best")}
+    if state.get("best"):
+        small.update(state_dict=state["best"]["state_dict"], steps=state["best"]["step"], held_out_bpd=state["best"]["held_out_bpd"])
     if half:
         small["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in state["state_dict"].items()}
     _save(out, small)
