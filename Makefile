@@ -37,7 +37,7 @@ bench: $(VLFEAT)
 # The packaged PixelCNN++ prior: trained on scikit-image's photographs (resumes from build/prior.pt)
 prior: $(STAMP)
 	mkdir -p build
-	OMP_NUM_THREADS=1 $(BIN)/preimage prior train --images samples --patch 16 --steps 1500 --batch 32 \
+	OMP_NUM_THREADS=1 $(BIN)/preimage prior train --images samples --patch 16 --steps 2000 --batch 32 \
 	    --filters 32 --resnets 2 --scales 2 --mixtures 5 --eval-every 100 \
 	    --out build/prior.pt --export src/preimage/data/pixelcnn_default.pt
 

@@ -293,6 +293,7 @@ def _summary_row(model, target, condition, stats, activations):
         "pixel_correlation": round(stats["pixel_correlation"], 3),
         "feature_correlation": round(stats["feature_correlation"], 3),
         "mean_activation": round(float(np.mean(activations)), 4),
+        "image_tv": round(stats["image_tv"], 4) if "image_tv" in stats else None,
     }
 
 

@@ -62,6 +62,8 @@ def run_study(model, target, study, repeats=10, classifier=None, tv_with=0.5, tv
         if kw.get("tv"):
             kw["tv"] = kw["tv"] * tv_scale
         runs[name] = reliability(model, target, repeats=repeats, classifier=classifier, **kw)
+        # how smooth the images came out, in the same units whatever the condition's weight
+        runs[name].stats["image_tv"] = float(tv_value(model, runs[name].result.images.to(model.device), method.get("tv_beta", 1.0)).mean())
         if tv_scale is None:
             first = runs[name].result
             penalty = float(tv_value(model, first.images, method.get("tv_beta", 1.0)).mean())
