@@ -35,6 +35,7 @@ def main(argv=None):
     ap.add_argument("--units", default="0-7")
     ap.add_argument("--alpha", type=float, default=0.0005)
     ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--lambdas", default=None, help="λ values separated by commas (default: the paper's sweep)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     a, _, b = args.units.partition("-")
@@ -42,6 +43,8 @@ def main(argv=None):
     model = load_model("efficientnet_lite0")
     prior = load_prior(args.prior)
     kw = dict(steps=args.steps, seed=0, progress=not args.quiet)
+    if args.lambdas:
+        kw["lambdas"] = [float(v) for v in args.lambdas.split(",")]
     plain = diverse(model, args.layer, channels, **kw)
     with_prior = diverse(model, args.layer, channels, prior=O.log_prior(prior), alpha=args.alpha, **kw)
 
