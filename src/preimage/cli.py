@@ -297,7 +297,6 @@ def cmd_invariance(args):
     import time
 
     from .invariance import invariance
-    from .models import load_model
     from .store import save_invariance
     from .targets import parse_target
 
@@ -313,8 +312,7 @@ def cmd_invariance(args):
     layer, channels = units_of(model, args.target)
     other = None
     if args.compare:
-        name, _, weights = args.compare.partition(":")
-        other = load_model(name, weights=weights or None, seed=args.weights_seed, device=args.device)
+        other = _other_model(args.compare, args, "--compare")
         other_target = args.compare_target or args.target
         other_layer, other_channels = units_of(other, other_target)
     if args.steps < 1:
