@@ -436,6 +436,68 @@ def _depth_study(args, models, config):
     print(f"wrote depths.png (channel {args.channel} at {', '.join(str(len(l)) for _, (_, l) in runs.items())} depths) and one folder per model to {args.out}/")
 
 
+def cmd_atlas(args):
+    from .atlas import Campaign, Settings, estimate, make_executor, plan, run_campaign
+    from .atlas.executors import default_threads
+    from .atlas.plan import parse_methods
+
+    methods = parse_methods(args.methods)
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()]
+    if not layers:
+        raise PreimageError(f"bad --layers {args.layers!r}; expected layer names separated by commas (`preimage layers` lists them)")
+    lambdas = _numbers(args.lambdas, "--lambdas") if args.lambdas else []
+    settings = Settings(model=args.model, weights=args.weights, weights_seed=args.weights_seed, device=args.device, steps=args.steps, seed=args.seed, size=args.size, n=args.n, lambdas=lambdas, repeats=args.repeats, chunk=args.chunk)
+    if args.plan:
+        import torch
+
+        from .models import load_model
+
+        # the plan times the architecture; the weights do not change the time, and need not be at hand
+        model = load_model(args.model, weights="random", seed=0, device=args.device)
+        specs = plan(model, layers, args.units, methods, settings)
+        workers = args.workers or 1
+        torch.set_num_threads(args.threads or default_threads(1))
+        table, total, rates = estimate(model, specs, workers=workers, progress=None if args.quiet else lambda key, rate: print(f"timed {key[0]} at {key[1]} px: {rate * 1000:.1f} ms per image-step", file=sys.stderr))
+        width = max(len(r["layer"]) for r in table)
+        print(f"plan: {args.model}, methods {','.join(methods)}, {settings.chunk} units per job")
+        print(f"{'layer':{width}} {'units':>6} {'jobs':>6} {'image-steps':>14} {'hours':>9}")
+        for r in table:
+            print(f"{r['layer']:{width}} {r['units']:>6} {r['jobs']:>6} {r['image_steps']:>14,} {r['seconds'] / 3600:>9.1f}")
+        print(f"total: {total['jobs']} jobs, {total['image_steps']:,} image-steps, {total['seconds'] / 3600:.1f} hours of one worker "
+              f"({torch.get_num_threads()} threads on {args.device}, forward+backward timed here, at full steps without early stopping); "
+              f"{total['seconds_per_worker'] / 3600:.1f} hours per worker with {workers} workers")
+        return
+    if not args.out:
+        raise PreimageError("bad arguments: --out DIR is required (or --plan for a dry run)")
+    model = _load(args)
+    specs = plan(model, layers, args.units, methods, settings)
+    threads = args.threads or default_threads(args.workers or (2 if args.executor == "ray" else 1))
+    with Campaign(args.out) as campaign:
+        executor = make_executor(args.executor, workers=args.workers, threads=threads, address=args.ray_address, device=args.device)
+        config = {"command": "atlas", "model": model.name, "weights": model.weights, "layers": layers, "units": args.units, "methods": methods, "settings": vars(settings), "executor": args.executor, "workers": args.workers, "threads": threads}
+        try:
+            summary = run_campaign(campaign, specs, executor, progress=not args.quiet, argv=sys.argv[1:], config=config)
+        except KeyboardInterrupt:
+            counts = campaign.catalog.counts()
+            print(f"preimage: interrupted with {counts.get('done', 0)} of {len(specs)} jobs done; run the same command to resume", file=sys.stderr)
+            raise SystemExit(130) from None
+        finally:
+            executor.close()
+    print(f"{summary['jobs']} jobs: {summary['done_before']} were done, ran {summary['ran']} in {summary['wall_seconds']:.0f} s"
+          + (f", {summary['interrupted_reset']} interrupted earlier and redone" if summary["interrupted_reset"] else "")
+          + f"; failed {len(summary['failed'])}")
+    print(f"catalog: {os.path.join(args.out, 'catalog.sqlite')}; browse with `preimage report {args.out}`")
+    if summary["failed"]:
+        raise SystemExit(1)
+
+
+def cmd_report(args):
+    from .report import write_report
+
+    index, counts = write_report(args.dir)
+    print(f"wrote {counts['unit_pages']} unit pages over {counts['layers']} layers; open {index}")
+
+
 def _prior_args(p):
     p.add_argument("--prior", default=None, help="a natural-image prior: 'default' (the packaged PixelCNN++) or a file from `preimage prior train`")
     p.add_argument("--prior-weight", type=float, default=None, help="its weight α (default 0.0005, Cadena et al.'s)")
@@ -623,6 +685,31 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="train: the checkpoint file (resumed if it exists); evaluate: a folder for metrics.json")
     p.set_defaults(run=cmd_prior)
+
+    p = sub.add_parser("atlas", help="a resumable campaign: many units x layers x methods as jobs, here or on Ray, in an SQLite catalog")
+    _model_args(p)
+    p.add_argument("--layers", required=True, help="layer names separated by commas")
+    p.add_argument("--units", default="all", help="all, N (channels 0..N-1), or a list such as 3,7,10-15 (default all)")
+    p.add_argument("--methods", default="visualize,diverse,invariance", help="visualize, diverse, invariance, reliability, separated by commas (default visualize,diverse,invariance)")
+    p.add_argument("--steps", type=int, default=None, help="optimization steps of every method (default: each method's own, 256 or the paper's 1000)")
+    p.add_argument("--size", type=int, default=None, help="image size of visualize and reliability (default: the model's input size)")
+    p.add_argument("--n", type=int, default=6, help="diverse/invariance: images per unit (default 6)")
+    p.add_argument("--lambdas", default=None, help="diverse/invariance: the λ sweep, starting at 0 (default 0,0.02,...,20.48, the paper's)")
+    p.add_argument("--repeats", type=int, default=8, help="reliability: repeats per unit (default 8)")
+    p.add_argument("--chunk", type=int, default=8, help="units per job (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--executor", default="local", choices=("local", "ray"), help="local: one job at a time in this process (default); ray: Ray tasks")
+    p.add_argument("--ray-address", default=None, help="join this Ray cluster (such as auto or 10.0.0.1:6379) instead of starting a local one")
+    p.add_argument("--workers", type=int, default=None, help="ray: jobs at once (default 2 on a local cluster)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: the cores divided by the workers)")
+    p.add_argument("--plan", action="store_true", help="dry run: print the jobs, image-steps and estimated time per worker, and run nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", default=None, help="the campaign folder (catalog.sqlite, jobs/); rerunning resumes it")
+    p.set_defaults(run=cmd_atlas)
+
+    p = sub.add_parser("report", help="a static HTML report of an atlas folder: DIR/index.html")
+    p.add_argument("dir", help="the atlas folder (--out of preimage atlas)")
+    p.set_defaults(run=cmd_report)
 
     p = sub.add_parser("invert", help="reconstruct an image from its code at a layer (Mahendran & Vedaldi §5)")
     _preimage_args(p)

@@ -1,0 +1,149 @@
+"""The campaign catalog: one SQLite file holding every job's configuration, status, timings and results.
+
+Only the driver writes it, one short transaction per event, so a `kill -9` at
+any moment leaves it consistent: a job is 'done' only once its artifacts were
+renamed into place (see ``commit``), and rows left 'running' by a dead driver
+are reset to 'pending' when the campaign is opened again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    layer TEXT NOT NULL,
+    method TEXT NOT NULL,
+    units TEXT NOT NULL,          -- JSON list of channels
+    spec TEXT NOT NULL,           -- JSON: everything that defines the job
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    image_steps INTEGER,          -- planned optimization work, for estimates
+    worker TEXT,
+    started REAL,
+    finished REAL,
+    seconds REAL,                 -- time inside the worker
+    metrics TEXT,                 -- JSON, job level
+    artifacts TEXT,               -- JSON list of paths relative to the campaign folder
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS unit_results (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    layer TEXT NOT NULL,
+    unit INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    metrics TEXT NOT NULL,        -- JSON
+    artifacts TEXT NOT NULL,      -- JSON {role: relative path}
+    PRIMARY KEY (job_id, unit, method)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    started REAL NOT NULL,
+    argv TEXT NOT NULL,
+    config TEXT NOT NULL          -- JSON: the campaign as asked for
+);
+"""
+
+
+class Catalog:
+    def __init__(self, path):
+        self.path = str(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self):
+        self.db.close()
+
+    def _tx(self):
+        return _Transaction(self.db)
+
+    def record_run(self, argv, config):
+        with self._tx():
+            self.db.execute("INSERT INTO runs VALUES (?, ?, ?)", (time.time(), json.dumps(argv), json.dumps(config)))
+
+    def add_jobs(self, specs):
+        """Insert the jobs not yet known; known ones (same id, so same configuration) keep their state."""
+        with self._tx():
+            for spec in specs:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO jobs (id, layer, method, units, spec, status, image_steps) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                    (spec["id"], spec["layer"], spec["method"], json.dumps(spec["units"]), json.dumps(spec), spec.get("image_steps")),
+                )
+
+    def reset_interrupted(self):
+        """Jobs a dead driver left 'running' go back to 'pending'; returns how many."""
+        with self._tx():
+            return self.db.execute("UPDATE jobs SET status = 'pending', worker = NULL WHERE status = 'running'").rowcount
+
+    def status(self, ids):
+        rows = {}
+        for chunk in _chunks(list(ids), 500):
+            q = f"SELECT id, status FROM jobs WHERE id IN ({','.join('?' * len(chunk))})"
+            rows.update(dict(self.db.execute(q, chunk).fetchall()))
+        return rows
+
+    def start(self, job_id, worker=None):
+        with self._tx():
+            self.db.execute("UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?, worker = ?, error = NULL WHERE id = ?", (time.time(), worker, job_id))
+
+    def finish(self, job_id, result, artifacts, unit_rows):
+        """Mark a job done with its results, atomically with its per-unit rows."""
+        with self._tx():
+            self.db.execute("DELETE FROM unit_results WHERE job_id = ?", (job_id,))
+            self.db.executemany(
+                "INSERT INTO unit_results VALUES (?, ?, ?, ?, ?, ?)",
+                [(job_id, r["layer"], r["unit"], r["method"], json.dumps(r["metrics"]), json.dumps(r["artifacts"])) for r in unit_rows],
+            )
+            self.db.execute(
+                "UPDATE jobs SET status = 'done', finished = ?, seconds = ?, worker = ?, metrics = ?, artifacts = ? WHERE id = ?",
+                (time.time(), result["seconds"], result["worker"], json.dumps(result["metrics"]), json.dumps(artifacts), job_id),
+            )
+
+    def fail(self, job_id, error, worker=None):
+        with self._tx():
+            self.db.execute("UPDATE jobs SET status = 'failed', finished = ?, error = ?, worker = COALESCE(?, worker) WHERE id = ?", (time.time(), error, worker, job_id))
+
+    def jobs(self, status=None):
+        q = "SELECT id, layer, method, units, spec, status, attempts, image_steps, worker, started, finished, seconds, metrics, artifacts, error FROM jobs"
+        rows = self.db.execute(q + (" WHERE status = ?" if status else "") + " ORDER BY rowid", (status,) if status else ()).fetchall()
+        keys = ("id", "layer", "method", "units", "spec", "status", "attempts", "image_steps", "worker", "started", "finished", "seconds", "metrics", "artifacts", "error")
+        out = []
+        for row in rows:
+            job = dict(zip(keys, row))
+            for k in ("units", "spec", "metrics", "artifacts"):
+                job[k] = json.loads(job[k]) if job[k] is not None else None
+            out.append(job)
+        return out
+
+    def unit_results(self):
+        rows = self.db.execute(
+            "SELECT u.layer, u.unit, u.method, u.metrics, u.artifacts, u.job_id FROM unit_results u JOIN jobs j ON j.id = u.job_id WHERE j.status = 'done' ORDER BY j.rowid, u.unit"
+        ).fetchall()
+        return [{"layer": a, "unit": b, "method": c, "metrics": json.loads(d), "artifacts": json.loads(e), "job_id": f} for a, b, c, d, e, f in rows]
+
+    def counts(self):
+        return dict(self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+
+    def runs(self):
+        return [{"started": s, "argv": json.loads(a), "config": json.loads(c)} for s, a, c in self.db.execute("SELECT started, argv, config FROM runs ORDER BY rowid")]
+
+
+class _Transaction:
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind, value, tb):
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
+
+
+def _chunks(items, n):
+    for i in range(0, len(items), n):
+        yield items[i: i + n]
