@@ -30,7 +30,7 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid 
 .tile{display:block;width:120px;text-align:center;font-size:12px;color:#222;text-decoration:none}
 .tile img{width:112px;height:112px;object-fit:contain;image-rendering:pixelated;border:1px solid #ddd;background:#f6f6f6}
 .tile .none{display:inline-block;width:112px;height:112px;line-height:112px;background:#eee;color:#888}
-.figs img{max-width:380px;margin-right:8px}
+.figs{display:flex;flex-wrap:wrap;align-items:flex-start;gap:8px;margin-top:10px}.figs img{max-width:300px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
 .unit img{max-width:100%}
 #broken{display:none;background:#fdd;padding:6px;border:1px solid #c66}
