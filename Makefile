@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,bench,atlas]'
 	touch $(STAMP)
 
+# A small atlas of EfficientNet-Lite0: four channels at three depths, every method, short settings
+# (about 5 minutes on 2 cores), then its HTML report. Run it again and it resumes.
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py --out demo-out
+	$(BIN)/preimage atlas --layers _blocks.2,_blocks.4,_blocks.5 --units 4 --chunk 2 \
+	    --methods visualize,diverse,invariance,reliability --steps 100 --lambdas 0,0.08,0.32,1.28,5.12 \
+	    --n 4 --repeats 4 --size 128 --out demo-out
+	$(BIN)/preimage report demo-out
 
 # The tests compare HOG and dense SIFT with VLFeat, the reference implementation:
 # Debian's libvlfeat-dev and PyPI's cyvlfeat (built against it). The library does not need them.

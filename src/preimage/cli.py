@@ -457,12 +457,12 @@ def cmd_atlas(args):
         specs = plan(model, layers, args.units, methods, settings)
         workers = args.workers or 1
         torch.set_num_threads(args.threads or default_threads(1))
-        table, total, rates = estimate(model, specs, workers=workers, progress=None if args.quiet else lambda key, rate: print(f"timed {key[0]} at {key[1]} px: {rate * 1000:.1f} ms per image-step", file=sys.stderr))
+        table, total, rates = estimate(model, specs, workers=workers, progress=None if args.quiet else lambda key, rate: print(f"timed {key[0]} at {key[1]} px, batch {key[2]}: {rate * 1000:.2f} ms per image-step", file=sys.stderr))
         width = max(len(r["layer"]) for r in table)
         print(f"plan: {args.model}, methods {','.join(methods)}, {settings.chunk} units per job")
-        print(f"{'layer':{width}} {'units':>6} {'jobs':>6} {'image-steps':>14} {'hours':>9}")
+        print(f"{'layer':{width}} {'alias':8} {'units':>6} {'jobs':>6} {'image-steps':>14} {'hours':>9}")
         for r in table:
-            print(f"{r['layer']:{width}} {r['units']:>6} {r['jobs']:>6} {r['image_steps']:>14,} {r['seconds'] / 3600:>9.1f}")
+            print(f"{r['layer']:{width}} {r['alias']:8} {r['units']:>6} {r['jobs']:>6} {r['image_steps']:>14,} {r['seconds'] / 3600:>9.1f}")
         print(f"total: {total['jobs']} jobs, {total['image_steps']:,} image-steps, {total['seconds'] / 3600:.1f} hours of one worker "
               f"({torch.get_num_threads()} threads on {args.device}, forward+backward timed here, at full steps without early stopping); "
               f"{total['seconds_per_worker'] / 3600:.1f} hours per worker with {workers} workers")

@@ -49,7 +49,8 @@ class RayExecutor:
 
     address None starts a local cluster of ``workers`` x ``threads`` CPUs;
     otherwise it joins that cluster (every node needs preimage installed), and
-    ``workers`` bounds the jobs in flight.
+    ``workers`` sets the jobs in flight (twice as many are submitted, so that
+    no worker waits for the driver).
     """
 
     name = "ray"
@@ -88,7 +89,8 @@ class RayExecutor:
         queue = list(specs)
         flying = {}
         while queue or flying:
-            while queue and len(flying) < self.workers:
+            # two jobs per worker in flight: the next one waits in Ray's queue while the driver commits
+            while queue and len(flying) < 2 * self.workers:
                 spec = queue.pop(0)
                 on_start(spec)
                 flying[self.remote.remote(spec, self.threads)] = spec

@@ -19,6 +19,7 @@ from ..errors import PreimageError
 METHODS = ("visualize", "diverse", "invariance", "reliability")
 # each method's own default step count (the papers'): Cadena et al. ran up to 1000 steps
 DEFAULT_STEPS = {"visualize": 256, "diverse": 1000, "invariance": 1000, "reliability": 256}
+CALIBRATION_PIXELS = 2**19  # the largest batch timed by --plan, in pixels
 CROPS_PER_STEP = 16  # invariance textures: windowed crops per step (invariance.textures)
 
 
@@ -78,7 +79,7 @@ def parse_units(text, channels, layer):
 
 
 def job_id(spec):
-    identity = {k: v for k, v in spec.items() if k not in ("id", "device", "image_steps", "pixels")}
+    identity = {k: v for k, v in spec.items() if k not in ("id", "device", "image_steps", "pixels", "batch")}
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     units = spec["units"]
     span = f"{units[0]}" if len(units) == 1 else f"{units[0]}-{units[-1]}"
@@ -154,6 +155,7 @@ def plan(model, layers, units_text, methods, settings):
                 size = image_size(model, address, method, settings)
                 spec["image_steps"] = images_per_step(method, chunk, settings) * steps
                 spec["pixels"] = size
+                spec["batch"] = images_per_step(method, chunk, settings)
                 spec["id"] = job_id(spec)
                 specs.append(spec)
     return specs
@@ -195,12 +197,15 @@ def estimate(model, specs, workers=1, progress=None):
     """
     rates, rows = {}, {}
     for spec in specs:
-        key = (spec["layer"], spec["pixels"])
+        # timed at the job's own batch where it fits, since small images are cheaper per image in a batch
+        batch = max(1, min(spec["batch"], CALIBRATION_PIXELS // spec["pixels"] ** 2))
+        key = (spec["layer"], spec["pixels"], batch)
         if key not in rates:
-            rates[key] = seconds_per_image_step(model, spec["layer"], spec["pixels"])
+            rates[key] = seconds_per_image_step(model, spec["layer"], spec["pixels"], batch=batch)
             if progress:
                 progress(key, rates[key])
-        row = rows.setdefault(spec["layer"], {"layer": spec["layer"], "units": set(), "jobs": 0, "image_steps": 0, "seconds": 0.0})
+        alias = model.layer_info(spec["layer"]).alias
+        row = rows.setdefault(spec["layer"], {"layer": spec["layer"], "alias": alias or "", "units": set(), "jobs": 0, "image_steps": 0, "seconds": 0.0})
         row["units"].update(spec["units"])
         row["jobs"] += 1
         row["image_steps"] += spec["image_steps"]
@@ -213,4 +218,4 @@ def estimate(model, specs, workers=1, progress=None):
     }
     total["seconds_per_worker"] = total["seconds"] / max(1, workers)
     total["workers"] = workers
-    return table, total, {f"{layer}@{size}px": rate for (layer, size), rate in rates.items()}
+    return table, total, {f"{layer}@{size}px x{batch}": rate for (layer, size, batch), rate in rates.items()}

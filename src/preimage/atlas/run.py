@@ -86,6 +86,16 @@ def _fsync_dir(path):
         os.close(fd)
 
 
+def _work(spec):
+    """A job's cost in pixel-steps: images x steps x image area."""
+    return float(spec.get("image_steps") or 1) * float(spec.get("pixels") or 1) ** 2
+
+
+def _clock(seconds):
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
 def run_campaign(campaign, specs, executor, progress=True, argv=None, config=None):
     """Run every job of ``specs`` that is not done; returns a summary dict."""
     catalog = campaign.catalog
@@ -94,13 +104,21 @@ def run_campaign(campaign, specs, executor, progress=True, argv=None, config=Non
     status = catalog.status(s["id"] for s in specs)
     todo = [s for s in specs if status.get(s["id"]) != "done"]
     done_before = len(specs) - len(todo)
-    bar = tqdm(total=len(specs), initial=done_before, desc="atlas", unit="job", disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-    failed, t0 = [], time.perf_counter()
+    # jobs differ in cost by orders of magnitude (a deep layer's diverse sweep against a shallow
+    # visualization), so the time left is extrapolated from the work done, not the job count
+    left = sum(_work(s) for s in todo)
+    bar = tqdm(
+        total=len(specs), initial=done_before, desc="atlas", unit="job", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} jobs [{elapsed} elapsed{postfix}]",
+    )
+    failed, t0, worked = [], time.perf_counter(), 0.0
     try:
         for spec, result, error in executor.run(todo, on_start=lambda s: catalog.start(s["id"])):
+            worked += _work(spec)
+            eta = (time.perf_counter() - t0) * (left - worked) / max(worked, 1e-9)
             if error is None:
                 campaign.commit(spec, result)
-                bar.set_postfix_str(f"{spec['layer']} {spec['method']} {spec['units'][0]}..{spec['units'][-1]}: {result['seconds']:.0f} s")
+                bar.set_postfix_str(f"{_clock(eta)} left; {spec['layer']} {spec['method']} {spec['units'][0]}..{spec['units'][-1]}: {result['seconds']:.0f} s", refresh=False)
             else:
                 catalog.fail(spec["id"], error)
                 failed.append((spec["id"], error))
