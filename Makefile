@@ -46,6 +46,7 @@ bench: $(VLFEAT)
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_diverse.py
 	$(BIN)/python benchmarks/bench_handcrafted.py
+	$(BIN)/python benchmarks/bench_atlas_ray.py --rounds 3
 
 # The packaged PixelCNN++ prior: trained on scikit-image's photographs (resumes from build/prior.pt)
 prior: $(STAMP)

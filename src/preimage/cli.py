@@ -25,13 +25,17 @@ def _model_args(p):
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
 
 
-def _load(args):
+def _check_device(device):
     import torch
 
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PreimageError(f"device {device!r} is not available on this machine; valid: cpu")
+
+
+def _load(args):
     from .models import load_model
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise PreimageError(f"device {args.device!r} is not available on this machine; valid: cpu")
+    _check_device(args.device)
     return load_model(args.model, weights=args.weights, seed=args.weights_seed, device=args.device)
 
 
@@ -446,12 +450,18 @@ def cmd_atlas(args):
     if not layers:
         raise PreimageError(f"bad --layers {args.layers!r}; expected layer names separated by commas (`preimage layers` lists them)")
     lambdas = _numbers(args.lambdas, "--lambdas") if args.lambdas else []
+    for flag, value in (("--workers", args.workers), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise PreimageError(f"bad {flag} {value}; it must be at least 1")
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise PreimageError(f"bad --out {args.out!r}: it is a file; the campaign needs a folder")
     settings = Settings(model=args.model, weights=args.weights, weights_seed=args.weights_seed, device=args.device, steps=args.steps, seed=args.seed, size=args.size, n=args.n, lambdas=lambdas, repeats=args.repeats, chunk=args.chunk)
     if args.plan:
         import torch
 
         from .models import load_model
 
+        _check_device(args.device)
         # the plan times the architecture; the weights do not change the time, and need not be at hand
         model = load_model(args.model, weights="random", seed=0, device=args.device)
         specs = plan(model, layers, args.units, methods, settings)

@@ -30,9 +30,9 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid 
 .tile{display:block;width:120px;text-align:center;font-size:12px;color:#222;text-decoration:none}
 .tile img{width:112px;height:112px;object-fit:contain;image-rendering:pixelated;border:1px solid #ddd;background:#f6f6f6}
 .tile .none{display:inline-block;width:112px;height:112px;line-height:112px;background:#eee;color:#888}
-.figs{display:flex;flex-wrap:wrap;align-items:flex-start;gap:8px;margin-top:10px}.figs img{max-width:300px}
+.figs{display:flex;flex-wrap:wrap;align-items:flex-start;gap:8px;margin-top:10px}.figs img{width:24%;min-width:220px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
-.unit img{max-width:100%}
+.unit img{max-width:100%}.unit img.large{width:256px;image-rendering:pixelated}
 #broken{display:none;background:#fdd;padding:6px;border:1px solid #c66}
 .muted{color:#777;font-size:13px}
 """
@@ -184,8 +184,9 @@ def _layer_figures(folder, layer, units):
     return out
 
 
-def _img(path, alt):
-    return f"<img src=\"{_src(path, 1)}\" alt=\"{_e(alt)}\">"
+def _img(path, alt, large=False):
+    size = " class=\"large\"" if large else ""
+    return f"<img{size} src=\"{_src(path, 1)}\" alt=\"{_e(alt)}\">"
 
 
 def _unit_page(model, layer, unit, methods):
@@ -193,7 +194,7 @@ def _unit_page(model, layer, unit, methods):
     parts = [f"<p><a href=\"../index.html#{_e(safe_name(layer))}\">← {_e(model)} atlas</a></p><h1>{_e(name)}</h1>", "<div class=\"unit\">"]
     if "visualize" in methods:
         m, a = methods["visualize"]
-        parts.append(f"<h2>Visualization</h2>{_img(a['image'], name + ' visualization')}<p>activation {_fmt(m.get('activation'))}</p>")
+        parts.append(f"<h2>Visualization</h2>{_img(a['image'], name + ' visualization', large=True)}<p>activation {_fmt(m.get('activation'))}</p>")
     if "diverse" in methods:
         m, a = methods["diverse"]
         parts.append(
