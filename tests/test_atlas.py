@@ -201,10 +201,12 @@ def test_second_driver_and_bad_input_get_one_line_and_exit_2(tmp_path):
         (["--layers", "_blocks.0", "--units", "999,1000", "--methods", "visualize"], "bad --units '999,1000': _blocks.0 has channels 0..15"),
         (["--layers", "_blocks.0", "--methods", "visualize,dream"], "bad --methods"),
         (["--layers", "_nope", "--methods", "visualize"], "_nope"),
+        (["--layers", "_blocks.0", "--units", "1", "--methods", "visualize", "--executor", "ray", "--ray-address", "127.0.0.1:1"], "bad --ray-address '127.0.0.1:1': nothing answers there"),
     ):
         p = _atlas(*args, "--out", str(tmp_path / "x"))
         _, err = p.communicate(timeout=120)
         assert p.returncode == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()  # refused before anything was written
     r = subprocess.run([sys.executable, "-m", "preimage.cli", "report", str(tmp_path / "empty")], capture_output=True, text=True)
     assert r.returncode == 2 and "holds no catalog.sqlite" in r.stderr
 

@@ -482,17 +482,18 @@ def cmd_atlas(args):
     model = _load(args)
     specs = plan(model, layers, args.units, methods, settings)
     threads = args.threads or default_threads(args.workers or (2 if args.executor == "ray" else 1))
-    with Campaign(args.out) as campaign:
-        executor = make_executor(args.executor, workers=args.workers, threads=threads, address=args.ray_address, device=args.device)
-        config = {"command": "atlas", "model": model.name, "weights": model.weights, "layers": layers, "units": args.units, "methods": methods, "settings": vars(settings), "executor": args.executor, "workers": args.workers, "threads": threads}
-        try:
-            summary = run_campaign(campaign, specs, executor, progress=not args.quiet, argv=sys.argv[1:], config=config)
-        except KeyboardInterrupt:
-            counts = campaign.catalog.counts()
-            print(f"preimage: interrupted with {counts.get('done', 0)} of {len(specs)} jobs done; run the same command to resume", file=sys.stderr)
-            raise SystemExit(130) from None
-        finally:
-            executor.close()
+    executor = make_executor(args.executor, workers=args.workers, threads=threads, address=args.ray_address, device=args.device)
+    try:
+        with Campaign(args.out) as campaign:
+            config = {"command": "atlas", "model": model.name, "weights": model.weights, "layers": layers, "units": args.units, "methods": methods, "settings": vars(settings), "executor": args.executor, "workers": args.workers, "threads": threads}
+            try:
+                summary = run_campaign(campaign, specs, executor, progress=not args.quiet, argv=sys.argv[1:], config=config)
+            except KeyboardInterrupt:
+                counts = campaign.catalog.counts()
+                print(f"preimage: interrupted with {counts.get('done', 0)} of {len(specs)} jobs done; run the same command to resume", file=sys.stderr)
+                raise SystemExit(130) from None
+    finally:
+        executor.close()
     print(f"{summary['jobs']} jobs: {summary['done_before']} were done, ran {summary['ran']} in {summary['wall_seconds']:.0f} s"
           + (f", {summary['interrupted_reset']} interrupted earlier and redone" if summary["interrupted_reset"] else "")
           + f"; failed {len(summary['failed'])}")

@@ -56,6 +56,8 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, workers=None, threads=None, address=None, device="cpu"):
+        if address:
+            _token_mode_for_joining()
         try:
             import ray
         except ImportError:
@@ -68,6 +70,7 @@ class RayExecutor:
         gpu = str(device).startswith("cuda")
         if not ray.is_initialized():
             if address:
+                _check_reachable(address)
                 try:
                     ray.init(address=address, logging_level="ERROR", log_to_driver=False)
                 except Exception as e:
@@ -104,6 +107,28 @@ class RayExecutor:
 
     def close(self):
         self.ray.shutdown()
+
+
+def _token_mode_for_joining():
+    """`ray start --head` enables token authentication by default, and a client joins such a
+    cluster only in token mode (read when Ray is imported); a token-mode client also joins a
+    cluster without authentication, so token mode is used whenever a token is at hand."""
+    token = os.environ.get("RAY_AUTH_TOKEN") or os.path.exists(os.path.expanduser("~/.ray/auth_token"))
+    if token and not os.environ.get("RAY_AUTH_MODE"):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _check_reachable(address, timeout=5.0):
+    """Fail fast on a HOST:PORT nobody listens on: Ray itself retries for minutes."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise PreimageError(f"bad --ray-address {address!r}: nothing answers there ({e.strerror or type(e).__name__}); start the head with `ray start --head`, or use auto") from None
 
 
 def make_executor(kind, workers=None, threads=None, address=None, device="cpu"):
