@@ -8,6 +8,7 @@ commits (see ``run.commit``).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
@@ -15,6 +16,8 @@ import time
 
 import numpy as np
 import torch
+
+from ..store import environment
 
 _MODELS = {}
 
@@ -50,7 +53,11 @@ def run_job(spec, threads=None):
                 with open(path, "rb") as f:
                     files[os.path.relpath(path, tmp)] = f.read()
     metrics["torch_threads"] = torch.get_num_threads()
-    return {"files": files, "units": units, "metrics": metrics, "seconds": time.perf_counter() - t0, "worker": worker_name()}
+    seconds = time.perf_counter() - t0
+    # the folder describes itself: what ran, where, with which versions (the catalog holds the same)
+    record = {"spec": spec, "metrics": metrics, "units": units, "seconds": round(seconds, 3), "worker": worker_name(), "environment": environment()}
+    files["job.json"] = (json.dumps(record, indent=1, default=str) + "\n").encode()
+    return {"files": files, "units": units, "metrics": metrics, "seconds": seconds, "worker": record["worker"]}
 
 
 def _unit(spec, unit, method, metrics, artifacts):
