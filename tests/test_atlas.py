@@ -263,12 +263,17 @@ def test_report_loads_in_headless_chromium_with_every_image(killed_and_resumed, 
     index, counts = write_report(folder)
     assert counts == {"layers": 2, "unit_pages": 6, "jobs": {"done": 18}}
     pages = [index] + [os.path.join(folder, "units", f) for f in sorted(os.listdir(os.path.join(folder, "units")))]
+    for page in pages[1:]:  # every unit computed with all four methods shows all of them
+        text = open(page).read()
+        for heading in ("Visualization", "Diverse images at the chosen λ", "λ rows and the trade-off", "Invariance indices", "Reliability"):
+            assert f"<h2>{heading}" in text, (page, heading)
     for page in pages:
         body = re.search(r"<body[^>]*>", _dump(browser, page))
         assert body, page
         images = int(re.search(r'data-images="(\d+)"', body.group(0)).group(1))
         broken = int(re.search(r'data-broken-images="(\d+)"', body.group(0)).group(1))
-        assert images > 0 and broken == 0, (page, images, broken)
+        # a unit page: visualization, chosen images, λ rows, trade-off, invariance panel, repeats, logits
+        assert images == (7 if "/units/" in page else 2 * 3 + 2 * 4) and broken == 0, (page, images, broken)
     shot = tmp_path / "report.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,900", f"--screenshot={shot}", f"file://{index}"], capture_output=True, timeout=120)
     with Image.open(shot) as im:
