@@ -283,3 +283,26 @@ def test_report_loads_in_headless_chromium_with_every_image(killed_and_resumed, 
     shutil.copytree(folder, moved, ignore=shutil.ignore_patterns("jobs"))
     body = re.search(r"<body[^>]*>", _dump(browser, moved / "index.html")).group(0)
     assert int(re.search(r'data-broken-images="(\d+)"', body).group(1)) > 0
+
+
+def test_jobs_reload_the_planned_models_weights(lite0):
+    import torch
+
+    import preimage
+    from preimage.atlas import run_job
+
+    twin = preimage.load_model("efficientnet_lite0", weights="random", seed=3)
+    [spec] = plan(twin, ["_blocks.0"], "1", ["visualize"], Settings(steps=2, size=32))
+    assert (spec["weights"], spec["weights_seed"]) == ("random", 3)
+    assert plan(lite0, ["_blocks.0"], "1", ["visualize"], Settings(steps=2, size=32))[0]["weights"] == "imagenet"
+    assert plan(preimage.load_model("simple_cell"), ["response"], "1", ["visualize"], Settings(steps=2, size=16))[0]["weights"] is None
+    # the worker's network is the planned one: same activations as the twin on the job's result
+    result = run_job(spec)
+    import io
+
+    images = torch.from_numpy(np.load(io.BytesIO(result["files"]["result.npz"]))["images"])
+    with torch.no_grad():
+        a = twin.activations(images, ["_blocks.0"])["_blocks.0"][:, 0].mean()
+    assert abs(float(a) - result["units"][0]["metrics"]["activation"]) < 1e-3 * max(1.0, abs(float(a)))
+    with pytest.raises(PreimageError, match="not a registered model"):
+        plan(preimage.wrap_model(torch.nn.Conv2d(3, 4, 3), name="mine"), ["_blocks.0"], "1", ["visualize"], Settings())

@@ -27,7 +27,7 @@ CROPS_PER_STEP = 16  # invariance textures: windowed crops per step (invariance.
 class Settings:
     """What every job of a campaign shares."""
 
-    model: str
+    model: str | None = None  # the name, for the record; jobs take it from the loaded model
     weights: str | None = None
     weights_seed: int = 0
     device: str = "cpu"
@@ -108,6 +108,27 @@ def images_per_step(method, units, settings):
     return per_unit * len(units)
 
 
+def loadable_weights(model, settings):
+    """(weights, seed) with which a worker loads the same network by name: the settings' if given,
+    else read back from the loaded model's record ('imagenet (...)', 'random (seed N)' or a path)."""
+    from ..models import model_names
+
+    if model.name not in model_names():
+        raise PreimageError(f"the atlas reloads its model by name in every worker, and {model.name!r} is not a registered model (`preimage models` lists them)")
+    if settings.weights is not None:
+        return settings.weights, settings.weights_seed
+    record = str(model.weights or "")
+    if record.startswith("random (seed "):
+        return "random", int(record[len("random (seed "):].rstrip(")"))
+    if record.startswith("none"):  # hand-crafted and toy models have no weights to load
+        return None, settings.weights_seed
+    if record.startswith("imagenet") or not record:
+        return "imagenet", settings.weights_seed
+    if record == "given":
+        raise PreimageError("the atlas reloads its model in every worker: pass Settings(weights=...) for a model whose weights were given as a module")
+    return record, settings.weights_seed
+
+
 def plan(model, layers, units_text, methods, settings):
     """The job specs of a campaign, in run order (layer by layer).
 
@@ -128,6 +149,7 @@ def plan(model, layers, units_text, methods, settings):
         raise PreimageError(f"bad --lambdas {settings.lambdas}; they must start at 0 (the reference) and be non-negative")
     if "reliability" in methods and not model.classes:
         raise PreimageError(f"reliability needs class logits, and {model.name} has none; drop it from --methods")
+    weights, weights_seed = loadable_weights(model, settings)
     run = [m for m in methods if not (m == "diverse" and "invariance" in methods)]
     specs = []
     for layer in layers:
@@ -142,8 +164,8 @@ def plan(model, layers, units_text, methods, settings):
                 steps = settings.steps_for(method)
                 spec = {
                     "model": model.name,
-                    "weights": settings.weights,
-                    "weights_seed": settings.weights_seed,
+                    "weights": weights,
+                    "weights_seed": weights_seed,
                     "layer": address,
                     "method": method,
                     "units": chunk,
