@@ -163,6 +163,10 @@ def test_a_kill_between_rename_and_catalog_redoes_the_job(tmp_path, lite0, monke
         summary = run_campaign(c, specs, LocalExecutor(1), progress=False)
     assert summary["ran"] == 1 and _rows(tmp_path, "SELECT status, attempts FROM jobs") == [("done", 2)]
     assert _check_done_jobs_complete(str(tmp_path)) == {specs[0]["id"]}
+    # another network in the same folder is refused: the report keys units by layer and channel
+    other = plan(lite0, ["_blocks.0"], "2", ["visualize"], Settings(steps=3, size=32, chunk=4, weights="random"))
+    with Campaign(tmp_path) as c, pytest.raises(PreimageError, match="holds an atlas of efficientnet_lite0 \\(weights imagenet"):
+        run_campaign(c, other, LocalExecutor(1), progress=False)
 
 
 def test_ray_two_workers_share_the_jobs_and_match_the_local_run(tmp_path, lite0):

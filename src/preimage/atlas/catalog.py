@@ -74,6 +74,14 @@ class Catalog:
                     (spec["id"], spec["layer"], spec["method"], json.dumps(spec["units"]), json.dumps(spec), spec.get("image_steps")),
                 )
 
+    def network(self):
+        """(model, weights, weights_seed) of the campaign's jobs, or None for an empty catalog."""
+        row = self.db.execute("SELECT spec FROM jobs ORDER BY rowid LIMIT 1").fetchone()
+        if row is None:
+            return None
+        spec = json.loads(row[0])
+        return spec["model"], spec["weights"], spec["weights_seed"]
+
     def reset_interrupted(self):
         """Jobs a dead driver left 'running' go back to 'pending'; returns how many."""
         with self._tx():

@@ -99,6 +99,12 @@ def _clock(seconds):
 def run_campaign(campaign, specs, executor, progress=True, argv=None, config=None):
     """Run every job of ``specs`` that is not done; returns a summary dict."""
     catalog = campaign.catalog
+    held = catalog.network()
+    if held is not None and specs:
+        asked = (specs[0]["model"], specs[0]["weights"], specs[0]["weights_seed"])
+        if asked != held:
+            # the report keys units by layer and channel: two networks in one folder would mix
+            raise PreimageError(f"bad --out {campaign.out!r}: it holds an atlas of {held[0]} (weights {held[1]}, seed {held[2]}), not {asked[0]} (weights {asked[1]}, seed {asked[2]}); use another folder")
     catalog.record_run(argv or [], config or {})
     catalog.add_jobs(specs)
     status = catalog.status(s["id"] for s in specs)
