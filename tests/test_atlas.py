@@ -206,6 +206,7 @@ def test_second_driver_and_bad_input_get_one_line_and_exit_2(tmp_path):
         (["--layers", "_blocks.0", "--methods", "visualize,dream"], "bad --methods"),
         (["--layers", "_nope", "--methods", "visualize"], "_nope"),
         (["--layers", "_blocks.0", "--units", "1", "--methods", "visualize", "--executor", "ray", "--ray-address", "127.0.0.1:1"], "bad --ray-address '127.0.0.1:1': nothing answers there"),
+        (["--layers", "_blocks.0", "--units", "1", "--methods", "visualize", "--device", "cuda"], "device 'cuda' is not available"),
     ):
         p = _atlas(*args, "--out", str(tmp_path / "x"))
         _, err = p.communicate(timeout=120)

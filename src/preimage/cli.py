@@ -479,7 +479,13 @@ def cmd_atlas(args):
         return
     if not args.out:
         raise PreimageError("bad arguments: --out DIR is required (or --plan for a dry run)")
-    model = _load(args)
+    from .models import load_model
+
+    if args.executor == "local":
+        _check_device(args.device)
+    # the driver only plans (layer shapes, classes); workers load the network on --device, so a
+    # CPU-only driver can run a campaign on a GPU cluster
+    model = load_model(args.model, weights=args.weights, seed=args.weights_seed, device="cpu")
     specs = plan(model, layers, args.units, methods, settings)
     threads = args.threads or default_threads(args.workers or (2 if args.executor == "ray" else 1))
     executor = make_executor(args.executor, workers=args.workers, threads=threads, address=args.ray_address, device=args.device)

@@ -85,6 +85,9 @@ class RayExecutor:
                     object_store_memory=256 * 1024**2,
                     runtime_env={"env_vars": {"OMP_NUM_THREADS": str(self.threads), "TQDM_DISABLE": "1"}},
                 )
+        if gpu and ray.cluster_resources().get("GPU", 0) < 1:
+            ray.shutdown()
+            raise PreimageError(f"bad --device {device!r}: the Ray cluster has no GPU, and a job asking for one would wait forever; use --device cpu")
         # a worker that dies (a preempted node, the OOM killer) is retried twice by Ray; an
         # exception inside a job is not retried: it fails the job, and rerunning the command retries it
         self.remote = ray.remote(num_cpus=self.threads, num_gpus=1 if gpu else 0, max_retries=2)(_ray_job)
