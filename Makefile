@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # A small atlas of EfficientNet-Lite0: four channels at three depths, every method, short settings
-# (about 5 minutes on 2 cores), then its HTML report. Run it again and it resumes.
+# (about 3 minutes on 2 cores), then its HTML report. Run it again and it resumes.
 demo: $(STAMP)
 	$(BIN)/preimage atlas --layers _blocks.2,_blocks.4,_blocks.5 --units 4 --chunk 2 \
 	    --methods visualize,diverse,invariance,reliability --steps 100 --lambdas 0,0.08,0.32,1.28,5.12 \

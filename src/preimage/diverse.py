@@ -46,6 +46,13 @@ def default_threshold(model):
     return 0.8 if model.name.endswith("complex_cell") else 0.9
 
 
+def sweep_size(model, layer):
+    """The side of a unit's images: its receptive field (the paper's), at most 4x the model's input."""
+    info = model.layer_info(layer)
+    rf = info.rf_size if not isinstance(info.rf_size, (list, tuple)) else max(info.rf_size)
+    return int(min(rf, 4 * model.input_size))
+
+
 def preceding_layer(model, layer):
     """The layer whose activations define d: the model's own choice, else the previous layer of the same kind.
 
@@ -236,9 +243,7 @@ def diverse(
     if not lambdas or lambdas[0] != 0.0 or any(v < 0 for v in lambdas):
         raise PreimageError(f"bad lambdas {lambdas}; they must start at 0 (the reference) and be non-negative")
     address = model.resolve_layer(layer)
-    info = model.layer_info(layer)
-    rf = info.rf_size if not isinstance(info.rf_size, (list, tuple)) else max(info.rf_size)
-    size = int(size or min(rf, 4 * model.input_size))
+    size = int(size or sweep_size(model, layer))
     threshold = default_threshold(model) if threshold is None else float(threshold)
     dist_layer = preceding_layer(model, layer) if distance is None else (None if distance == PIXELS else model.resolve_layer(distance))
     norm = 0.5 * natural_patch_norm(model, size, natural) if norm is None else float(norm)

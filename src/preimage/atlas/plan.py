@@ -90,9 +90,9 @@ def job_id(spec):
 def image_size(model, layer, method, settings):
     """The side of the optimized images: the unit's receptive field for the Cadena methods, else --size."""
     if method in ("diverse", "invariance"):
-        info = model.layer_info(layer)
-        rf = info.rf_size if not isinstance(info.rf_size, (list, tuple)) else max(info.rf_size)
-        return int(min(rf, 4 * model.input_size))
+        from ..diverse import sweep_size
+
+        return sweep_size(model, layer)
     return int(settings.size or model.input_size)
 
 
