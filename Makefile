@@ -40,7 +40,7 @@ $(CHROMIUM):
 	mkdir -p $(VENV) && touch $(CHROMIUM)
 
 test: $(VLFEAT) $(CHROMIUM)
-	$(BIN)/python -m pytest -q
+	PREIMAGE_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 bench: $(VLFEAT)
 	$(BIN)/python benchmarks/bench_render.py
