@@ -19,18 +19,30 @@ activation apart from the regularizers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from .errors import PreimageError
 
 
-@dataclass
 class Context:
-    activations: dict  # layer address -> output tensor
-    images: torch.Tensor  # N x 3 x H x W, display space, before transforms
-    centered: torch.Tensor  # the same in network input units with the channel means removed
+    """What an objective reads: the activations, and the images in two units.
+
+    activations: layer address -> output tensor. images: N x 3 x H x W, display
+    space, before transforms. centered: the same in network input units with
+    the channel means removed, or a function computing them, called on first use
+    (only penalties read them, and most objectives have none).
+    """
+
+    def __init__(self, activations, images, centered):
+        self.activations = activations
+        self.images = images
+        self._centered = centered
+
+    @property
+    def centered(self):
+        if callable(self._centered):
+            self._centered = self._centered()
+        return self._centered
 
     @property
     def n(self):
@@ -187,12 +199,15 @@ def channel(layer, channels, batch=None):
 
     def values(ctx, idx):
         a = _rows(ctx.activations[layer], idx)
+        # Average over space before picking channels: the gradient then reaches the map as a
+        # broadcast, which keeps its memory format (channels-last). Picking from the map itself
+        # sends back a dense NCHW gradient, and every backward op below pays for the mismatch.
+        if a.dim() > 2:
+            a = a.mean(dim=tuple(range(2, a.dim())))
         if multi:
             c = _channel_index(channels, idx, a.device, cache)
-            a = a[torch.arange(a.shape[0], device=a.device), c]
-        else:
-            a = a[:, channels]
-        return a.reshape(a.shape[0], -1).mean(1)
+            return a[torch.arange(a.shape[0], device=a.device), c]
+        return a[:, channels]
 
     name = f"{layer}:{channels}" if not multi else f"{layer}:[{len(channels)} channels]"
     return Objective(_per_element(values, batch), [layer], name)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
+from .cpu_memory import keep_freed_memory
 from .errors import PreimageError
 from .models.layers import capture
 from .objectives import Context
@@ -115,6 +116,8 @@ def render(
     init: images (N x 3 x H x W in [0, 1]) to start from instead of noise.
     """
     device = model.device
+    if device.type == "cpu":
+        keep_freed_memory()
     size = int(size or model.input_size)
     generator = torch.Generator().manual_seed(int(seed))
     if isinstance(param, (ImageParam, NormalizedParam)):
@@ -139,7 +142,7 @@ def render(
     def context(images, inputs, cap):
         found = cap.run(inputs) if addresses else {}
         acts = {name: found[a] for name, a in zip(names, addresses)}
-        return Context(acts, images, images * cscale + cshift)
+        return Context(acts, images, lambda: images * cscale + cshift)
 
     trace = []
     step = 0

@@ -1,0 +1,123 @@
+"""The frozen network's fast copy: convolutions whose input gradient is a forward convolution,
+TF padding absorbed into the kernel, tensors shared with the original, and malloc kept warm."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from preimage.models.frozen_conv import frozen_conv2d
+from preimage.models.layers import capture
+
+CONFIGS = [
+    # cin, cout, groups, kernel, stride, padding (top, bottom, left, right), size
+    (3, 8, 1, 3, 2, (0, 1, 0, 1), 16),  # EfficientNet's stem: TF "same" padding
+    (6, 6, 6, 3, 1, (1, 1, 1, 1), 12),  # depthwise
+    (6, 6, 6, 5, 2, (1, 2, 1, 2), 15),  # stride-2 depthwise, odd size
+    (3, 4, 1, 11, 4, (2, 2, 2, 2), 35),  # AlexNet's conv1
+    (4, 6, 2, 4, 3, (2, 0, 1, 3), 13),  # grouped, stride 3, uneven padding
+    (5, 7, 1, 1, 1, (0, 0, 0, 0), 9),  # pointwise
+    (4, 4, 4, 3, 1, (4, 0, 0, 4), 10),  # padding wider than the kernel
+]
+
+
+@pytest.mark.parametrize("cin,cout,groups,k,stride,pad,size", CONFIGS)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_input_gradient_is_autograds(cin, cout, groups, k, stride, pad, size, channels_last):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, cin, size, size + 1, generator=g, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(cout, cin // groups, k, k, generator=g, dtype=torch.float64)
+    b = torch.randn(cout, generator=g, dtype=torch.float64)
+    top, bottom, left, right = pad
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1 = F.conv2d(F.pad(x1, (left, right, top, bottom)), w, b, stride, 0, 1, groups)
+    y2 = frozen_conv2d(x2, w, b, (stride, stride), pad, groups)
+    grad_out = torch.randn(y1.shape, generator=g, dtype=torch.float64)
+    (r1,) = torch.autograd.grad(y1, x1, grad_out)
+    (r2,) = torch.autograd.grad(y2, x2, grad_out)
+    assert torch.equal(y1, y2)
+    assert r2.shape == x.shape
+    assert torch.allclose(r2, r1, rtol=1e-12, atol=1e-12)
+
+
+def _value_and_input_gradient(module, model, x, layer):
+    x = x.clone().requires_grad_()
+    with capture(module, [layer]) as c:
+        out = c.run(model.preprocess(x))[layer]
+    (grad,) = torch.autograd.grad((out * torch.linspace(-1, 1, out.shape[1]).view(1, -1, 1, 1)).square().mean(), x)
+    return out.detach(), grad
+
+
+@pytest.mark.parametrize("layer", ["_blocks.0", "_blocks.2", "_blocks.5", "_blocks.12"])
+def test_lite0_fast_copy_has_the_original_values_and_gradients(lite0, layer):
+    x = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    fast = lite0.runner([layer])
+    assert fast is not lite0.module
+    v1, g1 = _value_and_input_gradient(fast, lite0, x, layer)
+    v2, g2 = _value_and_input_gradient(lite0.module, lite0, x, layer)
+    assert torch.allclose(v1, v2, rtol=1e-4, atol=1e-5 * v2.abs().max())
+    assert torch.allclose(g1, g2, rtol=1e-3, atol=1e-5 * g2.abs().max())
+
+
+def test_lite0_fast_copy_absorbs_tf_padding_and_routes_convolutions(lite0):
+    fast = lite0.runner(["_blocks.2"])
+    dw = fast.get_submodule("_blocks.1._depthwise_conv")
+    # stride 2, padding (0, 1): a 4 x 4 kernel with a leading zero row and column, padded by 1
+    assert dw.weight.shape[-2:] == (4, 4) and dw.padding == (1, 1)
+    assert torch.all(dw.weight[:, :, 0] == 0) and torch.all(dw.weight[:, :, :, 0] == 0)
+    routed = [n for n, m in fast.named_modules() if "forward" in m.__dict__]
+    assert "_conv_stem" in routed and "_blocks.0._depthwise_conv" in routed
+    assert "_blocks.1._depthwise_conv" not in routed  # stride-2 depthwise keeps oneDNN's backward
+
+
+def test_alexnet_copy_shares_the_weights_and_keeps_the_gradients(alexnet):
+    fast = alexnet.runner(["features.3"])
+    assert fast is not alexnet.module  # conv1 (3 input channels, stride 4) is routed
+    originals = {id(t) for t in alexnet.module.parameters()}
+    assert all(id(p) in originals for p in fast.parameters())
+    x = torch.rand(1, 3, 127, 127, generator=torch.Generator().manual_seed(2))
+    v1, g1 = _value_and_input_gradient(fast, alexnet, x, "features.3")
+    v2, g2 = _value_and_input_gradient(alexnet.module, alexnet, x, "features.3")
+    assert torch.equal(v1, v2)
+    assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-6 * g2.abs().max())
+
+
+FAULTS = """
+import resource, sys, torch
+import preimage
+from preimage.cpu_memory import keep_freed_memory
+from preimage.models.layers import capture
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+model = preimage.load_model("efficientnet_lite0")
+x = torch.rand(12, 3, 128, 128, requires_grad=True)
+module = model.runner(["_blocks.2"])
+
+def step():
+    with capture(module, ["_blocks.2"]) as c:
+        c.run(model.preprocess(x))["_blocks.2"].mean().backward()
+
+step()
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    step()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_kept_memory_is_not_faulted_in_again():
+    """A forward + backward step of 12 images to _blocks.2 pages its buffers in anew each time, unless kept."""
+
+    def faults(mode):
+        out = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    default, kept = faults("default"), faults("keep")
+    assert default > 5000  # measured: about 25,000 pages (100 MB) per step
+    assert kept < 0.01 * default
