@@ -39,6 +39,26 @@ def test_each_element_its_own_channel():
     assert torch.allclose(units, torch.stack([a[0, 1, 0, 2], torch.tensor(0.0), a[2, 2, 0, 2], torch.tensor(0.0)]))
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_unit_and_channel_gradients_are_exact_and_keep_the_memory_format(channels_last):
+    a = torch.randn(3, 5, 4, 6)
+    if channels_last:
+        a = a.contiguous(memory_format=torch.channels_last)
+    a.requires_grad_()
+    obj = O.unit("L", [1, 4, 0], y=1, x=5) + 2 * O.channel("L", [2, 2, 3])
+    (grad,) = torch.autograd.grad(obj(_ctx({"L": a})).sum(), a)
+    want = torch.zeros(3, 5, 4, 6)
+    for i, (u, c) in enumerate(zip([1, 4, 0], [2, 2, 3])):
+        want[i, u, 1, 5] += 1
+        want[i, c] += 2 / 24
+    assert torch.allclose(grad, want)
+    for obj in [O.unit("L", 2), O.channel("L", [2, 2, 3]), obj]:
+        (grad,) = torch.autograd.grad(obj(_ctx({"L": a})).sum(), a)
+        # a channels-last map never gets a dense NCHW gradient back (each backward op below would
+        # pay for the mismatch): it gets its own format, or a broadcast view that takes any
+        assert not (channels_last and grad.is_contiguous()), obj
+
+
 def test_direction_is_a_dot_product_in_channel_space():
     a = torch.randn(2, 3, 2, 2)
     v = torch.tensor([1.0, -2.0, 0.5])

@@ -199,10 +199,9 @@ def channel(layer, channels, batch=None):
 
     def values(ctx, idx):
         a = _rows(ctx.activations[layer], idx)
-        # Average over space before picking channels: the gradient then reaches the map as a
-        # broadcast, which keeps its memory format (channels-last). Picking from the map itself
-        # sends back a dense NCHW gradient, and every backward op below pays for the mismatch.
-        if a.dim() > 2:
+        if a.dim() == 4:
+            a = _SpatialMean.apply(a)
+        elif a.dim() > 2:
             a = a.mean(dim=tuple(range(2, a.dim())))
         if multi:
             c = _channel_index(channels, idx, a.device, cache)
@@ -211,6 +210,50 @@ def channel(layer, channels, batch=None):
 
     name = f"{layer}:{channels}" if not multi else f"{layer}:[{len(channels)} channels]"
     return Objective(_per_element(values, batch), [layer], name)
+
+
+class _AtPosition(torch.autograd.Function):
+    """a[:, :, y, x], whose gradient keeps the map's memory format.
+
+    Autograd's own indexing sends back a dense NCHW gradient; on a channels-last
+    map every backward op below then pays for the mismatch (5-7 % of a step).
+    """
+
+    @staticmethod
+    def forward(ctx, a, y, x):
+        ctx.like = (a.shape, a.dtype, a.device, torch.channels_last if _channels_last(a) else torch.contiguous_format)
+        ctx.yx = (y, x)
+        return a[:, :, y, x].clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, dtype, device, fmt = ctx.like
+        out = torch.empty(shape, dtype=dtype, device=device, memory_format=fmt).zero_()
+        out[:, :, ctx.yx[0], ctx.yx[1]] = grad
+        return out, None, None
+
+
+class _SpatialMean(torch.autograd.Function):
+    """a.mean((2, 3)), whose gradient reaches the map as a broadcast view.
+
+    Autograd's mean materializes a dense NCHW gradient (and picking channels
+    from the map itself does too); a broadcast lets the backward op below
+    write its output in the map's own memory format.
+    """
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.shape = a.shape
+        return a.mean((2, 3))
+
+    @staticmethod
+    def backward(ctx, grad):
+        n, c, h, w = ctx.shape
+        return (grad / (h * w)).view(n, c, 1, 1).expand(n, c, h, w)
+
+
+def _channels_last(a):
+    return a.dim() == 4 and a.is_contiguous(memory_format=torch.channels_last) and not a.is_contiguous()
 
 
 def unit(layer, channels, y=None, x=None, batch=None):
@@ -225,7 +268,7 @@ def unit(layer, channels, y=None, x=None, batch=None):
         xx = w // 2 if x is None else x
         if not (0 <= yy < h and 0 <= xx < w):
             raise PreimageError(f"unit position @{yy},{xx} is outside layer {layer}'s {h}x{w} map")
-        a = a[..., yy, xx]
+        a = _AtPosition.apply(a, yy, xx) if a.dim() == 4 else a[..., yy, xx]
         if multi:
             c = _channel_index(channels, idx, a.device, cache)
             return a[torch.arange(a.shape[0], device=a.device), c]
