@@ -46,6 +46,24 @@ def test_paper_constants_and_jitter():
     assert [NP.jitter_amount(s) for s in (1, 2, 4, 8, 16, 32)] == [0, 1, 1, 2, 4, 8]
 
 
+def test_measured_constants_make_the_regularizers_one_on_the_images(lite0):
+    images = sample_images(64, ["astronaut", "coffee", "camera"])
+    e = NP.Energy.measured(lite0, images)
+    unit = 1 / 255  # Lite0's input range is [0, 1]: paper units per model unit
+    scale, shift = lite0.centering(images)
+    ctx = O.Context({}, images, images * scale + shift)
+    n_alpha = O.bounded_range(e.alpha, e.B * unit)(ctx)
+    tv = O.tv(e.beta, e.V * unit)(ctx)
+    # §3.2: B and V are "typical" values, such that the terms are about 1: pooled, exactly 1
+    assert float(n_alpha.mean()) == pytest.approx(1.0, rel=1e-4)
+    assert float(tv.mean()) == pytest.approx(1.0, rel=1e-4)
+    assert e.B_plus == 2 * e.B and e.eta0 == pytest.approx(0.01 * e.B**2 / 6)
+    paper = NP.Energy()
+    assert float(O.bounded_range(6, paper.B * unit)(ctx).mean()) > 10  # the paper's B = 80 is the median norm, not the α-mean
+    only_b = NP.Energy.measured(lite0, images, V=False)
+    assert only_b.B == e.B and only_b.V == pytest.approx(e.B / 6.5)
+
+
 def test_paper_choice_of_C_by_depth(alexnet):
     # §5.2.1: AlexNet 300 up to relu3, 100 up to relu4, 20 up to relu5, 1 after
     got = {a: NP.paper_C(alexnet, a) for a in ("conv1", "pool2", "relu3", "conv4", "relu4", "conv5", "relu5", "pool5", "fc6", "fc8")}
@@ -136,6 +154,8 @@ def test_invert_table_command_on_random_vgg16(tmp_path, capsys):
         (["invert", "--layer", "_blocks.0", "--image", "/no/such.png"], "cannot read image '/no/such.png'"),
         (["invert-table", "--layers", "_blocks.0", "--C", "1,x"], "bad --C '1,x'"),
         (["maximize", "--target", "_blocks.0"], "maximize takes channels of one layer"),
+        (["invert", "--layer", "_blocks.0", "--image", "sample:coffee", "--B", "-3"], "bad --B '-3'"),
+        (["caricature", "--layer", "_blocks.0", "--image", "sample:coffee", "--V", "meassured"], "bad --V 'meassured'"),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, capsys, args, needle):

@@ -104,14 +104,32 @@ def cmd_visualize(args):
         print(f"activation / natural 99th percentile: median {sorted(ratios)[len(ratios) // 2]:.3g}, min {min(ratios):.3g} over {extra['natural_images']} natural patches")
 
 
-def _energy(args):
+def _energy(args, model=None, images=None):
+    """The energy of eq. 1: the paper's constants, or B and V given or measured on the images."""
     from .natural_preimages import Energy
 
     if args.steps < 1:
         raise PreimageError(f"bad --steps {args.steps}; it must be at least 1")
     if args.jitter is not None and args.jitter < 0:
         raise PreimageError(f"bad --jitter {args.jitter}; it must be 0 or more")
-    return Energy(steps=args.steps)
+    given, measure = {}, {}
+    for name in ("B", "V"):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if value == "measured":
+            measure[name] = True
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not number > 0 or number == float("inf"):
+            raise PreimageError(f"bad --{name} {value!r}; valid: a positive number in the paper's 0-255 units, or 'measured'")
+        given[name] = number
+    if measure:
+        return Energy.measured(model, images, B=measure.get("B", False), V=measure.get("V", False), steps=args.steps, **given)
+    return Energy(steps=args.steps, **given)
 
 
 def _size(args, model):
@@ -153,7 +171,7 @@ def cmd_invert(args):
     channels = _channel_range(args.mask_channels) if args.mask_channels else None
     if args.mask_window is not None or channels is not None:
         feature_mask(info.shape, args.mask_window, channels)  # check before the run
-    result = invert(model, args.layer, image, C=args.C, mask_window=args.mask_window, mask_channels=channels, seeds=args.seeds, seed=args.seed, energy=_energy(args), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
+    result = invert(model, args.layer, image, C=args.C, mask_window=args.mask_window, mask_channels=channels, seeds=args.seeds, seed=args.seed, energy=_energy(args, model, image), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
     box = window_box(info, args.mask_window) if args.mask_window else None
     errors = [round(float(e), 5) for e in result.scores]
     config = {"command": "invert", "model": model.name, "weights": model.weights, "image": args.image, "size": size, "argv": sys.argv[1:]}
@@ -176,8 +194,9 @@ def cmd_caricature(args):
     layers = [l for l in args.layer.split(",") if l]
     for layer in layers:
         model.layer_info(layer, size)
+    energy = _energy(args, model, image)
     for layer in layers:
-        result = caricature(model, layer, image, C=args.C, seed=args.seed, energy=_energy(args), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
+        result = caricature(model, layer, image, C=args.C, seed=args.seed, energy=energy, jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
         out = os.path.join(args.out, layer.replace(".", "_").replace("#", "_")) if len(layers) > 1 else args.out
         config = {"command": "caricature", "model": model.name, "weights": model.weights, "image": args.image, "size": size, "argv": sys.argv[1:]}
         factor = float(result.scores[0])
@@ -202,7 +221,7 @@ def cmd_maximize(args):
     rf = info.rf_size if not isinstance(info.rf_size, list) else max(info.rf_size)
     size = int(args.size or min(model.input_size, rf))
     natural = load_folder(args.images, size)[0] if args.images else natural_crops(size)
-    result = maximize(model, layer, [e.channel for e in elements], natural, size=size, C=args.C, position=position, seed=args.seed, energy=_energy(args), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
+    result = maximize(model, layer, [e.channel for e in elements], natural, size=size, C=args.C, position=position, seed=args.seed, energy=_energy(args, model, natural), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
     config = {"command": "maximize", "model": model.name, "weights": model.weights, "target": args.target, "natural_images": args.images or "samples", "argv": sys.argv[1:]}
     ratios = [round(float(r), 3) for r in result.scores]
     save_preimages(result, args.out, config, labels=[e.label() for e in elements], extra_metrics={"activation_over_M": ratios})
@@ -238,7 +257,9 @@ def cmd_invert_table(args):
     else:
         images = sample_images(size)[: args.limit] if args.limit else sample_images(size)
         files = [f"sample:{n}" for n in SAMPLE_IMAGES][: images.shape[0]]
-    energy = _energy(args)
+    if "measured" in (args.B, args.V) and len({(m.mean, m.input_range) for m in models}) > 1:
+        raise PreimageError("bad --B/--V 'measured' with models whose preprocessing differs; give numbers, or one model at a time")
+    energy = _energy(args, models[0], images)
     prior_kw = _prior_kw(args)
     errors, first = inversion_table(columns, Cs, images, seeds=1, seed=args.seed, energy=energy, jitter=args.jitter, progress=not args.quiet, **prior_kw)
     config = {"command": "invert-table", "models": [m.name for m in models], "weights": [m.weights for m in models], "size": size, "images": files, "seed": args.seed, "energy": energy.describe(), "prior": prior_kw["prior"].describe() if prior_kw else None, "prior_weight": args.prior_weight, "argv": sys.argv[1:]}
@@ -590,6 +611,8 @@ def _preimage_args(p, steps=300):
     p.add_argument("--steps", type=int, default=steps, help=f"optimization steps (default {steps}, the paper's T)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial noise and the jitter (default 0)")
     p.add_argument("--jitter", type=int, default=None, help="jitter amount T (default: a quarter of the layer's stride, as the paper; 0 or 1 for none)")
+    p.add_argument("--B", default=None, help="B of N_α in the paper's 0-255 units (default 80), or 'measured': N_α = 1 for the images given (B+ = 2B)")
+    p.add_argument("--V", default=None, help="V of TV^β in the paper's 0-255 units (default B/6.5), or 'measured': R_TV = 1 for the images given")
     p.add_argument("--prior", default=None, help="a natural-image prior: 'default' (the packaged PixelCNN++) or a file from `preimage prior train`")
     p.add_argument("--prior-weight", type=float, default=None, help="weight of log P(x) per pixel in the energy (default 0.1, which makes it a term near 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
