@@ -44,6 +44,26 @@ def test_input_gradient_is_autograds(cin, cout, groups, k, stride, pad, size, ch
     assert torch.allclose(r2, r1, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("phase_kernels", [True, False])
+@pytest.mark.parametrize("clamp", [(0.0, 6.0), (0.0, float("inf"))], ids=["relu6", "relu"])
+def test_fused_activation_values_and_gradient(phase_kernels, clamp):
+    from preimage.models.frozen_conv import _FrozenConv2d, _phase_kernel
+
+    g = torch.Generator().manual_seed(3)
+    x = (3 * torch.randn(2, 4, 9, 9, generator=g)).contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(4, 1, 3, 3, generator=g), torch.randn(4, generator=g)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1 = F.conv2d(x1, w, b, 2, 1, 1, 4).clamp(*clamp)
+    kernel = _phase_kernel(w, 4, (2, 2)) if phase_kernels else None
+    y2 = _FrozenConv2d.apply(x2, w, b, (2, 2), (1, 1, 1, 1), 4, kernel, clamp)
+    assert 0 < float((y1 == 0).float().mean()) < 1 and (clamp[1] == float("inf") or float((y1 == 6).float().mean()) > 0)
+    grad_out = torch.randn(y1.shape, generator=g)
+    (r1,) = torch.autograd.grad(y1, x1, grad_out)
+    (r2,) = torch.autograd.grad(y2, x2, grad_out)
+    assert torch.allclose(y2, y1, atol=1e-5)
+    assert torch.allclose(r2, r1, atol=1e-5)
+
+
 def _value_and_input_gradient(module, model, x, layer):
     x = x.clone().requires_grad_()
     with capture(module, [layer]) as c:
@@ -52,7 +72,7 @@ def _value_and_input_gradient(module, model, x, layer):
     return out.detach(), grad
 
 
-@pytest.mark.parametrize("layer", ["_blocks.0", "_blocks.2", "_blocks.5", "_blocks.12"])
+@pytest.mark.parametrize("layer", ["_blocks.0", "_blocks.1._swish", "_blocks.2", "_blocks.5", "_blocks.12", "_swish#1"])
 def test_lite0_fast_copy_has_the_original_values_and_gradients(lite0, layer):
     x = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
     fast = lite0.runner([layer])
@@ -63,15 +83,36 @@ def test_lite0_fast_copy_has_the_original_values_and_gradients(lite0, layer):
     assert torch.allclose(g1, g2, rtol=1e-3, atol=1e-5 * g2.abs().max())
 
 
+@pytest.mark.parametrize("name", ["lite0", "alexnet"])
+def test_every_address_the_fast_copy_serves_has_the_original_value(name, request):
+    model = request.getfixturevalue(name)
+    size = 64 if name == "lite0" else 99
+    addresses = [info.name for info in model.layers(size)]
+    served = [a for a in addresses if model.runner([a]) is not model.module]
+    assert len(served) > len(addresses) // 2
+    x = model.preprocess(torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(4)))
+    with torch.no_grad():
+        with capture(model.runner(served), served) as c:
+            fast = c.run(x)
+        with capture(model.module, served) as c:
+            plain = c.run(x)
+    for a in served:
+        scale = float(plain[a].abs().max()) + 1e-6
+        assert torch.allclose(fast[a], plain[a], rtol=1e-4, atol=1e-5 * scale), a
+
+
 def test_lite0_fast_copy_absorbs_tf_padding_and_routes_convolutions(lite0):
     fast = lite0.runner(["_blocks.2"])
     dw = fast.get_submodule("_blocks.1._depthwise_conv")
     # stride 2, padding (0, 1): a 4 x 4 kernel with a leading zero row and column, padded by 1
     assert dw.weight.shape[-2:] == (4, 4) and dw.padding == (1, 1)
     assert torch.all(dw.weight[:, :, 0] == 0) and torch.all(dw.weight[:, :, :, 0] == 0)
-    routed = [n for n, m in fast.named_modules() if "forward" in m.__dict__]
-    assert "_conv_stem" in routed and "_blocks.0._depthwise_conv" in routed
-    assert "_blocks.1._depthwise_conv" not in routed  # stride-2 depthwise keeps oneDNN's backward
+    routed = {n: (m._phase_kernels, m._fused_clamp) for n, m in fast.named_modules() if "forward" in m.__dict__}
+    assert routed["_conv_stem"] == (True, (0.0, 6.0)) and routed["_blocks.0._depthwise_conv"] == (True, (0.0, 6.0))
+    # stride-2 depthwise keeps oneDNN's backward, with the ReLU6 fused in
+    assert routed["_blocks.1._depthwise_conv"] == (False, (0.0, 6.0))
+    # the ReLU6 modules run inside the convolutions; their addresses still see their outputs
+    assert type(fast.get_submodule("_blocks.1._swish")).__name__ == "Identity" and type(fast._swish).__name__ == "Identity"
 
 
 def test_alexnet_copy_shares_the_weights_and_keeps_the_gradients(alexnet):
@@ -95,14 +136,14 @@ if sys.argv[1] == "keep":
     assert keep_freed_memory()
 model = preimage.load_model("efficientnet_lite0")
 x = torch.rand(12, 3, 128, 128, requires_grad=True)
-module = model.runner(["_blocks.2"])
+module = model.module  # the network as loaded: PyTorch's own kernels and allocations
 
 def step():
     with capture(module, ["_blocks.2"]) as c:
         c.run(model.preprocess(x))["_blocks.2"].mean().backward()
 
-step()
-step()
+for _ in range(4):  # warm up: malloc's heap grows to the peak
+    step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(3):
     step()
@@ -120,4 +161,4 @@ def test_kept_memory_is_not_faulted_in_again():
 
     default, kept = faults("default"), faults("keep")
     assert default > 5000  # measured: about 25,000 pages (100 MB) per step
-    assert kept < 0.01 * default
+    assert kept < 0.02 * default  # measured: 0

@@ -109,35 +109,81 @@ def input_gradient(grad_out, weight, stride, padding, groups, input_shape, kerne
     return g
 
 
+def _conv(x, weight, bias, stride, padding, groups, clamp):
+    """conv2d of x padded by (top, bottom, left, right), then clamp(lo, hi) when ``clamp`` is given.
+
+    On the CPU the clamp (ReLU, ReLU6) runs inside oneDNN's convolution as a
+    post-op, the way PyTorch's compiler fuses it: the activation pass, a
+    read and a write of the whole map, disappears.
+    """
+    top, bottom, left, right = padding
+    if (top, left) != (bottom, right):
+        x, top, left = F.pad(x, (left, right, top, bottom)), 0, 0
+    if clamp is not None and _pointwise_available(x, weight):
+        lo, hi = clamp
+        attr, scalars = ("relu", []) if hi == float("inf") and lo == 0 else ("hardtanh", [lo, hi])
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, [top, left], list(stride), [1, 1], groups, attr, scalars, "")
+    y = F.conv2d(x, weight, bias, stride, (top, left), 1, groups)
+    return y if clamp is None else y.clamp(*clamp)
+
+
+_POINTWISE = {}
+
+
+def _pointwise_available(x, weight):
+    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
+        return False
+    if "ok" not in _POINTWISE:
+        try:  # a private operator (PyTorch's compiler uses it): check once that it runs and agrees
+            xs, ws = torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3)
+            got = torch.ops.mkldnn._convolution_pointwise(xs, ws, None, [1, 1], [1, 1], [1, 1], 1, "hardtanh", [0.0, 6.0], "")
+            _POINTWISE["ok"] = bool(torch.allclose(got, F.conv2d(xs, ws, None, 1, 1).clamp(0, 6), atol=1e-5))
+        except (AttributeError, RuntimeError):
+            _POINTWISE["ok"] = False
+    return _POINTWISE["ok"]
+
+
 class _FrozenConv2d(torch.autograd.Function):
+    """A frozen convolution, optionally followed by a clamp, differentiated with respect to its input only.
+
+    kernel: the phase kernel, for the input gradient as forward convolutions;
+    None to use ATen's own backward (which needs the input saved).
+    """
+
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, groups, kernel):
-        top, bottom, left, right = padding
-        if top == bottom and left == right:
-            y = F.conv2d(x, weight, bias, stride, (top, left), 1, groups)
-        else:
-            y = F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, stride, 0, 1, groups)
-        ctx.save_for_backward(weight, kernel)
-        ctx.conf = (stride, padding, groups, tuple(x.shape))
+    def forward(ctx, x, weight, bias, stride, padding, groups, kernel, clamp):
+        y = _conv(x, weight, bias, stride, padding, groups, clamp)
+        ctx.save_for_backward(weight, kernel, y if clamp is not None else None, x if kernel is None else None)
+        ctx.conf = (stride, padding, groups, tuple(x.shape), clamp)
         return y
 
     @staticmethod
     def backward(ctx, grad_out):
-        weight, kernel = ctx.saved_tensors
-        stride, padding, groups, shape = ctx.conf
-        grad = input_gradient(grad_out, weight, stride, padding, groups, shape, kernel) if ctx.needs_input_grad[0] else None
-        return grad, None, None, None, None, None, None
+        weight, kernel, y, x = ctx.saved_tensors
+        stride, padding, groups, shape, clamp = ctx.conf
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 8
+        if clamp is not None:
+            # the clamp passes the gradient where lo < y < hi, that is, where lo < (conv output) < hi
+            grad_out = torch.ops.aten.hardtanh_backward(grad_out, y, clamp[0], clamp[1])
+        if kernel is not None:
+            grad = input_gradient(grad_out, weight, stride, padding, groups, shape, kernel)
+        else:
+            top, _, left, _ = padding
+            grad = torch.ops.aten.convolution_backward(grad_out, x, weight, None, list(stride), [top, left], [1, 1], False, [0, 0], groups, [True, False, False])[0]
+        return grad, None, None, None, None, None, None, None
 
 
-def frozen_conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), groups=1, kernel=None):
-    """conv2d of x padded by (top, bottom, left, right), with the input gradient computed as above."""
+def frozen_conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), groups=1, kernel=None, clamp=None):
+    """conv2d of x padded by (top, bottom, left, right), then clamp(lo, hi) if given, with the input gradient computed as above."""
     stride = tuple(stride)
     if kernel is None:
         kernel = _phase_kernel(weight, groups, stride)
-    return _FrozenConv2d.apply(x, weight, bias, stride, tuple(padding), groups, kernel)
+    return _FrozenConv2d.apply(x, weight, bias, stride, tuple(padding), groups, kernel, clamp)
 
 
 def _eligible(conv):
+    """A frozen convolution this module knows how to run."""
     pad = getattr(conv, "static_padding", None)
     return (
         isinstance(conv, nn.Conv2d)
@@ -148,11 +194,14 @@ def _eligible(conv):
         and conv.padding_mode == "zeros"
         and not isinstance(conv.padding, str)
         and tuple(conv.dilation) == (1, 1)
-        # Measured on 2 CPU cores, forward + backward: where oneDNN's own backward is as fast
-        # (dense and pointwise convolutions) or faster (stride-2 depthwise, whose phases write
-        # the image in four strided passes), keep it.
-        and ((conv.groups > 1 and tuple(conv.stride) == (1, 1)) or conv.in_channels <= 4)
     )
+
+
+def _forward_convolutions_pay(conv):
+    # Measured on 2 CPU cores, forward + backward: where oneDNN's own backward is as fast
+    # (dense and pointwise convolutions) or faster (stride-2 depthwise, whose phases write
+    # the image in four strided passes), keep it.
+    return (conv.groups > 1 and tuple(conv.stride) == (1, 1)) or conv.in_channels <= 4
 
 
 def _static_same_forwards():
@@ -167,27 +216,45 @@ _STATIC_SAME_FORWARDS = _static_same_forwards()
 
 
 def _fast_forward(self, x):
-    # cuDNN's backward kernels are fast: on a GPU the convolution stays as it was
-    if not (torch.is_grad_enabled() and x.requires_grad) or self.weight.requires_grad or x.device.type != "cpu":
-        return type(self).forward(self, x)
-    key = (self.weight.device, self.weight.dtype, self.weight._version)
-    if self._frozen_kernel[0] != key:
-        with torch.no_grad():
-            self._frozen_kernel = (key, _phase_kernel(self.weight, self.groups, tuple(self.stride)))
+    pad = getattr(self, "static_padding", None)
+    if pad is not None:  # an identity (``_eligible``), called so that hooks on its address still fire
+        x = pad(x)
+    clamp = self._fused_clamp
     ph, pw = self.padding
-    return _FrozenConv2d.apply(x, self.weight, self.bias, tuple(self.stride), (ph, ph, pw, pw), self.groups, self._frozen_kernel[1])
+    padding = (ph, ph, pw, pw)
+    # cuDNN's backward kernels are fast: on a GPU the convolution keeps them
+    if not (torch.is_grad_enabled() and x.requires_grad) or x.device.type != "cpu" or self.weight.requires_grad:
+        return _conv(x, self.weight, self.bias, tuple(self.stride), padding, self.groups, clamp)
+    kernel = None
+    if self._phase_kernels:
+        key = (self.weight.device, self.weight.dtype, self.weight._version)
+        if self._frozen_kernel[0] != key:
+            with torch.no_grad():
+                self._frozen_kernel = (key, _phase_kernel(self.weight, self.groups, tuple(self.stride)))
+        kernel = self._frozen_kernel[1]
+    return _FrozenConv2d.apply(x, self.weight, self.bias, tuple(self.stride), padding, self.groups, kernel, clamp)
 
 
-def speed_up_convolutions(module):
-    """Route the eligible frozen convolutions of ``module`` (in place) through ``frozen_conv2d``.
+def speed_up_convolutions(module, clamps=None):
+    """Route frozen convolutions of ``module`` (in place) through ``_FrozenConv2d``.
 
-    Returns the number of convolutions changed. Values, module paths and hooks
-    are unchanged; only the backward pass differs, and only in speed.
+    A convolution is routed when its input gradient pays to compute with
+    forward convolutions, or when ``clamps`` (module -> (lo, hi)) fuses an
+    activation into it; the caller then removes that activation from the
+    module tree. Values, module paths and hooks are otherwise unchanged.
+    Returns the number of convolutions routed.
     """
+    clamps = clamps or {}
     count = 0
     for m in module.modules():
-        if _eligible(m):
-            m._frozen_kernel = (None, None)
-            m.forward = types.MethodType(_fast_forward, m)
-            count += 1
+        if not _eligible(m):
+            continue
+        phase = _forward_convolutions_pay(m)
+        if not phase and m not in clamps:
+            continue
+        m._phase_kernels = phase
+        m._fused_clamp = clamps.get(m)
+        m._frozen_kernel = (None, None)
+        m.forward = types.MethodType(_fast_forward, m)
+        count += 1
     return count

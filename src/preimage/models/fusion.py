@@ -87,6 +87,65 @@ def _foldable_pairs(module, inputs):
     return pairs
 
 
+def _clamp_bounds(m):
+    if type(m) is nn.ReLU:
+        return (0.0, float("inf"))
+    if isinstance(m, nn.Hardtanh):  # ReLU6 too
+        return (float(m.min_val), float(m.max_val))
+    return None
+
+
+@torch.no_grad()
+def _fusable_activations(module, inputs, convs_already_changed):
+    """[(activation path, [conv paths], [paths in between], (lo, hi))]: activations to run inside the convolutions feeding them.
+
+    An activation module qualifies when every call of it reads the output of a
+    convolution called once, whose output nothing else reads, and whose own
+    address already differs in the copy (a folded convolution): fusing then
+    changes no address that the copy still serves. A module called twice (the
+    ReLU6 of an MBConv block) is removed only if both calls qualify.
+    """
+    from .frozen_conv import _eligible
+
+    names = {m: n for n, m in module.named_modules() if n}
+    produced, calls, act_inputs, handles = {}, {}, {}, []
+    outputs = {}  # id(tensor) -> paths of every module that returned it (identities pass it on)
+
+    def hook(m, args, out):
+        path = names[m]
+        calls[path] = calls.get(path, 0) + 1
+        if isinstance(out, torch.Tensor):
+            outputs.setdefault(id(out), []).append(path)
+        if isinstance(m, nn.Conv2d) and isinstance(out, torch.Tensor):
+            produced[id(out)] = path
+        if _clamp_bounds(m) is not None and args and isinstance(args[0], torch.Tensor):
+            act_inputs.setdefault(path, []).append(id(args[0]))
+
+    for m in names:
+        handles.append(m.register_forward_hook(hook))
+    uses = _Uses()
+    try:
+        with uses:
+            module(inputs)
+    except RuntimeError:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    found = []
+    for act, ids in act_inputs.items():
+        convs = [produced.get(i) for i in ids]
+        if all(
+            c is not None and c in convs_already_changed and calls.get(c) == 1 and uses.count.get(i) == 1 and _eligible(module.get_submodule(c))
+            for c, i in zip(convs, ids)
+        ) and len(set(convs)) == len(convs):
+            # the modules between each conv and the activation (folded batch norms, now
+            # identities) return the conv's output, which will be clamped: they change too
+            between = [p for i in ids for p in outputs.get(i, []) if p not in convs]
+            found.append((act, convs, between, _clamp_bounds(module.get_submodule(act))))
+    return found
+
+
 def _set(root, path, new):
     parent, _, name = path.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, name, new)
@@ -144,7 +203,12 @@ def fuse(module, inputs):
     for path, m in fast.named_modules():
         if isinstance(m, nn.Conv2d) and _absorb_static_padding(m):
             changed.add(f"{path}.static_padding")
-    sped_up = speed_up_convolutions(fast)
+    clamps = {}
+    for act_path, convs, between, bounds in _fusable_activations(fast, inputs, changed):
+        _set(fast, act_path, nn.Identity())  # its hooks still see its output: the clamped conv output
+        clamps.update({fast.get_submodule(c): bounds for c in convs})
+        changed.update(between)
+    sped_up = speed_up_convolutions(fast, clamps)
     if not changed and not sped_up:  # nothing to gain (VGG-16): no copy
         return module, set()
     return fast, changed
