@@ -20,6 +20,8 @@ CONFIGS = [
     (4, 6, 2, 4, 3, (2, 0, 1, 3), 13),  # grouped, stride 3, uneven padding
     (5, 7, 1, 1, 1, (0, 0, 0, 0), 9),  # pointwise
     (4, 4, 4, 3, 1, (4, 0, 0, 4), 10),  # padding wider than the kernel
+    (4, 4, 4, 3, 1, (1, 0, 1, 0), 8),  # more padding at the top than at the bottom
+    (3, 8, 1, 4, 4, (0, 0, 0, 0), 6),  # patch embedding: the last rows and columns are never read
 ]
 
 
@@ -162,3 +164,19 @@ def test_kept_memory_is_not_faulted_in_again():
     default, kept = faults("default"), faults("keep")
     assert default > 5000  # measured: about 25,000 pages (100 MB) per step
     assert kept < 0.02 * default  # measured: 0
+
+
+def test_new_weights_loaded_in_place_make_a_new_fast_copy():
+    import preimage
+
+    model = preimage.load_model("efficientnet_lite0")
+    first = model.runner(["_blocks.2"])
+    other = preimage.load_model("efficientnet_lite0", weights="random", seed=4)
+    model.module.load_state_dict(other.module.state_dict())
+    fast = model.runner(["_blocks.2"])
+    assert fast is not first  # the folded weights of the first copy are the old ones
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    v1, g1 = _value_and_input_gradient(fast, model, x, "_blocks.2")
+    v2, g2 = _value_and_input_gradient(other.module, other, x, "_blocks.2")
+    assert torch.allclose(v1, v2, rtol=1e-4, atol=1e-5 * v2.abs().max())
+    assert torch.allclose(g1, g2, rtol=1e-3, atol=1e-5 * g2.abs().max())

@@ -156,9 +156,16 @@ def test_invert_table_command_on_random_vgg16(tmp_path, capsys):
         (["maximize", "--target", "_blocks.0"], "maximize takes channels of one layer"),
         (["invert", "--layer", "_blocks.0", "--image", "sample:coffee", "--B", "-3"], "bad --B '-3'"),
         (["caricature", "--layer", "_blocks.0", "--image", "sample:coffee", "--V", "meassured"], "bad --V 'meassured'"),
+        (["invert-table", "--layers", "_blocks.0", "--B", "1e200"], "bad --B '1e200'"),
+        (["invert", "--layer", "_blocks.0", "--image", "{flat}", "--V", "measured"], "bad --V measured: 0"),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, capsys, args, needle):
+    from PIL import Image
+
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (40, 40), (120, 120, 120)).save(flat)
+    args = [a.replace("{flat}", str(flat)) for a in args]
     code = main(args + ["--size", "32", "--steps", "2", "--quiet", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err

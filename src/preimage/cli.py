@@ -104,15 +104,13 @@ def cmd_visualize(args):
         print(f"activation / natural 99th percentile: median {sorted(ratios)[len(ratios) // 2]:.3g}, min {min(ratios):.3g} over {extra['natural_images']} natural patches")
 
 
-def _energy(args, model=None, images=None):
-    """The energy of eq. 1: the paper's constants, or B and V given or measured on the images."""
-    from .natural_preimages import Energy
+CONSTANT_RANGE = (0.1, 10000.0)  # B and V in the paper's 0-255 units (it uses 80 and 12.3)
 
-    if args.steps < 1:
-        raise PreimageError(f"bad --steps {args.steps}; it must be at least 1")
-    if args.jitter is not None and args.jitter < 0:
-        raise PreimageError(f"bad --jitter {args.jitter}; it must be 0 or more")
+
+def _energy_constants(args):
+    """({name: number}, {name: True}) for --B and --V: given numbers and 'measured'. Checked before any work."""
     given, measure = {}, {}
+    lo, hi = CONSTANT_RANGE
     for name in ("B", "V"):
         value = getattr(args, name, None)
         if value is None:
@@ -124,12 +122,30 @@ def _energy(args, model=None, images=None):
             number = float(value)
         except ValueError:
             number = float("nan")
-        if not number > 0 or number == float("inf"):
-            raise PreimageError(f"bad --{name} {value!r}; valid: a positive number in the paper's 0-255 units, or 'measured'")
+        if not lo <= number <= hi:
+            raise PreimageError(f"bad --{name} {value!r}; valid: a number from {lo:g} to {hi:g} in the paper's 0-255 units, or 'measured'")
         given[name] = number
-    if measure:
-        return Energy.measured(model, images, B=measure.get("B", False), V=measure.get("V", False), steps=args.steps, **given)
-    return Energy(steps=args.steps, **given)
+    return given, measure
+
+
+def _energy(args, model=None, images=None):
+    """The energy of eq. 1: the paper's constants, or B and V given or measured on the images."""
+    from .natural_preimages import Energy
+
+    if args.steps < 1:
+        raise PreimageError(f"bad --steps {args.steps}; it must be at least 1")
+    if args.jitter is not None and args.jitter < 0:
+        raise PreimageError(f"bad --jitter {args.jitter}; it must be 0 or more")
+    given, measure = _energy_constants(args)
+    if not measure:
+        return Energy(steps=args.steps, **given)
+    energy = Energy.measured(model, images, B=measure.get("B", False), V=measure.get("V", False), steps=args.steps, **given)
+    lo, hi = CONSTANT_RANGE
+    for name in measure:
+        value = getattr(energy, name)
+        if not lo <= value <= hi:
+            raise PreimageError(f"bad --{name} measured: {value:.3g} on these images (flat or blank?); valid: from {lo:g} to {hi:g}, or give a number")
+    return energy
 
 
 def _size(args, model):
@@ -164,6 +180,7 @@ def cmd_invert(args):
     from .natural_preimages import feature_mask, invert, window_box
     from .store import save_preimages
 
+    _energy_constants(args)  # bad --B/--V before any loading
     model = _load(args)
     size = _size(args, model)
     image = load_image_arg(args.image, size)
@@ -188,6 +205,7 @@ def cmd_caricature(args):
     from .natural_preimages import caricature
     from .store import save_preimages
 
+    _energy_constants(args)  # bad --B/--V before any loading
     model = _load(args)
     size = _size(args, model)
     image = load_image_arg(args.image, size)
@@ -210,6 +228,7 @@ def cmd_maximize(args):
     from .store import save_preimages
     from .targets import parse_target
 
+    _energy_constants(args)  # bad --B/--V before any loading
     model = _load(args)
     elements = parse_target(model, args.target, args.size or model.input_size)
     layers = {e.layer for e in elements}
@@ -234,6 +253,7 @@ def cmd_invert_table(args):
     from .models import load_model
     from .natural_preimages import HAND_CRAFTED
 
+    _energy_constants(args)  # bad --B/--V before any loading
     names = [m for m in args.model.split(",") if m]
     if not names:
         raise PreimageError("bad --model ''; give one model name, or several separated by commas")

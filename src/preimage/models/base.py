@@ -33,7 +33,7 @@ class VisionModel:
     channels_last: bool = True
     fuse: bool = True
     _tables: dict = field(default_factory=dict, repr=False)
-    _fused: tuple | None = field(default=None, repr=False)
+    _fused: tuple | None = field(default=None, repr=False)  # (fast copy, changed addresses, weights version)
     _affine: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -69,21 +69,28 @@ class VisionModel:
     def runner(self, addresses):
         """The module to run when reading ``addresses``.
 
-        A copy with batch norms folded into convolutions (see ``fusion``) gives
-        the same values at every address except the folded convolutions; those
-        are read from the original module.
+        A fast copy (see ``fusion``) gives the same values at every address
+        except the ones it changes; those are read from the original module.
+        The copy is made again when the original's weights were changed in
+        place since (``load_state_dict`` does that), so it never mixes old
+        folded weights with new shared ones.
         """
         if not self.fuse:
             return self.module
-        if self._fused is None:
+        version = self._weights_version()
+        if self._fused is None or self._fused[2] != version:
             from .fusion import fuse
 
             x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
-            self._fused = fuse(self.module, self.preprocess(x))
-        fast, changed = self._fused
+            self._fused = (*fuse(self.module, self.preprocess(x)), version)
+        fast, changed, _ = self._fused
         if any(split_address(a)[0] in changed for a in addresses):
             return self.module
         return fast
+
+    def _weights_version(self):
+        # in-place changes bump a tensor's version counter; versions only grow
+        return sum(t._version for t in self.module.parameters()) + sum(t._version for t in self.module.buffers())
 
     def preprocess(self, images):
         """Display-space images (N x 3 x H x W in [0, 1]) -> network inputs, in the model's memory format."""

@@ -22,7 +22,9 @@ backward pass just reads the window the unpadded input occupies.
 
 The result equals autograd's gradient up to float rounding (tests compare
 them). The weights must not need gradients; ``speed_up_convolutions`` only
-touches convolutions whose weights are frozen, and only on the CPU.
+touches convolutions whose weights are frozen, and their patched forward runs
+the plain convolution (with the fused clamp, if any) off the CPU, where
+cuDNN's backward kernels are fast.
 """
 
 from __future__ import annotations
@@ -66,15 +68,16 @@ def input_gradient(grad_out, weight, stride, padding, groups, input_shape, kerne
     when precomputed.
     """
     sh, sw = stride
-    top, _, left, _ = padding
+    top, bottom, left, right = padding
     n, cin, hin, win = input_shape
     fmt = torch.channels_last if grad_out.is_contiguous(memory_format=torch.channels_last) and not grad_out.is_contiguous() else torch.contiguous_format
     if kernel is None:
         kernel = _phase_kernel(weight, groups, stride)
     mh, mw = kernel.shape[-2:]
     ho, wo = grad_out.shape[-2:]
-    if (sh, sw) == (1, 1) and top <= mh - 1 and left <= mw - 1:
+    if (sh, sw) == (1, 1) and top <= mh - 1 and left <= mw - 1 and bottom >= top and right >= left:
         # the full correlation, cropped to the input's window through a smaller padding
+        # (it is hin + bottom - top rows high: at least hin)
         g = F.conv2d(grad_out, kernel, padding=(mh - 1 - top, mw - 1 - left), groups=groups)
         return g[:, :, :hin, :win].contiguous(memory_format=fmt)
     # Phase (a, b) holds the padded input's rows T = sh*q + a and columns sw*r + b, q in
@@ -91,8 +94,9 @@ def input_gradient(grad_out, weight, stride, padding, groups, input_shape, kerne
             got_rows, got_cols = max(0, min(rows, hq - q0)), max(0, min(cols, wq - r0))
             covered &= (got_rows, got_cols) == (rows, cols)
             windows.append((t0, s0, q0, r0, got_rows, got_cols))
-    new = torch.empty if covered else torch.zeros
-    g = new((n, cin, hin, win), dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt)
+    g = torch.empty((n, cin, hin, win), dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt)
+    if not covered:  # rows or columns no output reads: their gradient is zero
+        g.zero_()
     depthwise = groups == cin == grad_out.shape[1]
     if not depthwise:
         z = F.conv2d(grad_out, kernel, padding=(mh - 1, mw - 1), groups=groups).unflatten(1, (cin, sh * sw))

@@ -1,18 +1,27 @@
-"""A faster copy of a frozen model for optimization: batch norms folded into convolutions.
+"""A faster copy of a frozen model for optimization.
 
-In eval mode a BatchNorm2d that reads only a convolution's output is an
-affine map per channel, so it can be folded into the convolution's weights
-and bias. On the CPU, batch norm, padding and activation passes cost more
-than the convolutions of a mobile network (for EfficientNet-Lite0 up to
-``_blocks.2`` batch norm alone took a quarter of a forward + backward step),
-so folding pays. Symmetric TF-style "same" padding done by a separate
-ZeroPad2d is moved into the convolution's own padding argument for the same
-reason.
+The copy shares every tensor it does not change with the original. In it:
+
+* a BatchNorm2d that reads only a convolution's output is folded into the
+  convolution's weights and bias (in eval mode it is an affine map per
+  channel). On the CPU, batch norm, padding and activation passes cost more
+  than the convolutions of a mobile network (for EfficientNet-Lite0 up to
+  ``_blocks.2`` batch norm alone took a quarter of a forward + backward step);
+* TF-style "same" padding done by a separate ZeroPad2d is absorbed into the
+  convolution: symmetric padding as its padding argument, and the one pixel
+  more at the bottom and right of a stride-2 layer as symmetric padding with a
+  kernel grown by a leading zero row and column;
+* a ReLU or ReLU6 module whose every call reads a folded convolution's output
+  is replaced by an identity, and the convolution applies it (``frozen_conv``);
+* convolutions whose input gradient pays to compute with forward convolutions
+  are routed through ``frozen_conv``.
 
 The copy computes the same values at every address except the folded
-convolutions themselves (their output now includes the batch norm) and the
-removed padding modules: ``fuse`` returns those addresses, and callers use
-the original module whenever an objective reads one of them.
+convolutions themselves (their output includes the batch norm, and the
+activation if fused), the batch norms between a convolution and a fused
+activation, and the removed padding modules: ``fuse`` returns those
+addresses, and callers use the original module whenever an objective reads
+one of them.
 """
 
 from __future__ import annotations
@@ -209,6 +218,6 @@ def fuse(module, inputs):
         clamps.update({fast.get_submodule(c): bounds for c in convs})
         changed.update(between)
     sped_up = speed_up_convolutions(fast, clamps)
-    if not changed and not sped_up:  # nothing to gain (VGG-16): no copy
+    if not changed and not sped_up:  # nothing to gain: no copy
         return module, set()
     return fast, changed
