@@ -180,3 +180,23 @@ def test_new_weights_loaded_in_place_make_a_new_fast_copy():
     v2, g2 = _value_and_input_gradient(other.module, other, x, "_blocks.2")
     assert torch.allclose(v1, v2, rtol=1e-4, atol=1e-5 * v2.abs().max())
     assert torch.allclose(g1, g2, rtol=1e-3, atol=1e-5 * g2.abs().max())
+
+
+def test_a_module_that_cannot_be_copied_runs_as_it_is():
+    import threading
+
+    import preimage
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.lock = threading.Lock()  # deepcopy cannot copy a lock
+
+        def forward(self, x):
+            return self.conv(x).relu()
+
+    model = preimage.wrap_model(Net(), input_size=16)
+    assert model.runner(["conv"]) is model.module
+    result = preimage.render(model, preimage.objectives.channel("conv", 1), size=16, steps=3, progress=False)
+    assert result.steps == 3

@@ -198,7 +198,10 @@ def fuse(module, inputs):
     The copy shares every tensor it does not change with the original.
     """
     pairs = _foldable_pairs(module, inputs)
-    fast = _share_tensors_copy(module)
+    try:
+        fast = _share_tensors_copy(module)
+    except Exception:  # a user's module that cannot be copied (it holds a lock, a file...): run it as it is
+        return module, set()
     changed = set()
     for conv_path, bn_path in pairs:
         conv, bn = fast.get_submodule(conv_path), fast.get_submodule(bn_path)
