@@ -3,18 +3,24 @@
 Optimizing an image through a frozen network needs only the gradient with
 respect to each convolution's input. On the CPU, oneDNN's backward-data
 kernels are far slower than its forward kernels for the shapes mobile
-networks use: for 16 images at 128 px a 3 x 3 depthwise convolution takes
-0.3 ms forward and 1.7 ms backward, and a stride-2 depthwise one 1.6 ms
-forward and 14 ms backward. The input gradient of a convolution is a
-convolution of the output gradient, so we compute it with the forward kernels:
+networks use, and for few input channels: for 16 images at 128 px a 3 x 3
+depthwise convolution takes 0.3 ms forward and 1.7 ms backward, and AlexNet's
+conv1 (8 images at 224 px) 35 ms forward + backward, 14 ms the way below. The
+input gradient of a convolution is a convolution of the output gradient, so
+we compute it with the forward kernels:
 
 * stride 1: a convolution with the kernel flipped in space and its input and
   output channels swapped (within each group);
-* stride s: the transposed convolution split into its s x s phases. Output
-  pixels of phase (a, b) receive only the kernel taps a + s*m, b + s*l; each
-  phase is a stride-1 convolution with that sub-kernel, all phases run as one
-  grouped convolution, and the phases are interleaved back into the image
-  (pixel shuffle).
+* stride s: the transposed convolution split into its s x s phases. Input
+  pixels of phase (a, b) (rows a, a + s, ...; columns b, b + s, ...) receive
+  only the kernel taps a + s*m, b + s*l; each phase is a stride-1 convolution
+  of the output gradient with that sub-kernel, written straight into its rows
+  and columns of the result. Dense layers run all phases as one convolution;
+  depthwise ones one depthwise convolution per phase.
+
+A ReLU or ReLU6 that follows the convolution can run inside it (``clamp``):
+on the CPU as a oneDNN post-op, the way PyTorch's compiler fuses it, and its
+backward masks the output gradient with the clamped output.
 
 Padding may be asymmetric (TensorFlow's "same" padding of a stride-2 layer
 pads one pixel more at the bottom and right): the forward pass pads, the
