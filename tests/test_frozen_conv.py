@@ -144,12 +144,13 @@ def step():
     with capture(module, ["_blocks.2"]) as c:
         c.run(model.preprocess(x))["_blocks.2"].mean().backward()
 
-for _ in range(4):  # warm up: malloc's heap grows to the peak
+step()
+faults = []
+for _ in range(6):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
-    step()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(min(faults))
 """
 
 
@@ -161,8 +162,10 @@ def test_kept_memory_is_not_faulted_in_again():
         out = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True)
         return float(out.stdout.strip().splitlines()[-1])
 
+    # the fewest pages faulted in by one of six steps (malloc's heap takes a few steps to reach
+    # its peak, and this machine's memory reclaim may take back idle pages now and then)
     default, kept = faults("default"), faults("keep")
-    assert default > 5000  # measured: about 25,000 pages (100 MB) per step
+    assert default > 5000  # measured: 25,000 to 45,000 pages (100-180 MB) every step
     assert kept < 0.02 * default  # measured: 0
 
 
