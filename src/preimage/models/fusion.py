@@ -27,13 +27,14 @@ one of them.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .frozen_conv import speed_up_convolutions
+from .frozen_conv import _eligible, speed_up_convolutions
 
 
 class _Uses(TorchFunctionMode):
@@ -61,37 +62,56 @@ class _Uses(TorchFunctionMode):
         return out
 
 
-def _foldable_pairs(module, inputs):
-    """(conv path, bn path) where the BN's input is a conv's output that nothing else reads."""
+@dataclass
+class _Trace:
+    """What one forward pass of a module tree did, by module path and tensor id."""
+
+    module: nn.Module
+    calls: dict  # path -> number of calls
+    inputs: dict  # path -> [id of its first tensor argument, one per call]
+    outputs: dict  # id(tensor) -> paths of the modules that returned it, innermost first
+    uses: dict  # id(tensor) -> number of torch calls that read it
+
+    def producer(self, tid, kind=nn.Conv2d):
+        """The path of the ``kind`` module that returned tensor ``tid``, or None."""
+        return next((p for p in self.outputs.get(tid, []) if isinstance(self.module.get_submodule(p), kind)), None)
+
+
+@torch.no_grad()
+def _trace(module, inputs):
     names = {m: n for n, m in module.named_modules() if n}
-    produced = {}  # id(output) -> conv path
-    calls = {}
-    bn_inputs = []  # (bn path, id(input))
-    handles = []
+    calls, ins, outs = {}, {}, {}
 
     def hook(m, args, out):
         path = names[m]
         calls[path] = calls.get(path, 0) + 1
-        if isinstance(m, nn.Conv2d) and isinstance(out, torch.Tensor):
-            produced[id(out)] = path
-        if isinstance(m, nn.BatchNorm2d) and args and isinstance(args[0], torch.Tensor):
-            bn_inputs.append((path, id(args[0])))
+        if args and isinstance(args[0], torch.Tensor):
+            ins.setdefault(path, []).append(id(args[0]))
+        if isinstance(out, torch.Tensor):
+            outs.setdefault(id(out), []).append(path)
 
-    for m in names:
-        handles.append(m.register_forward_hook(hook))
-    uses = _Uses()
+    handles = [m.register_forward_hook(hook) for m in names]
+    uses = _Uses()  # keeps every tensor alive, so ids are not reused during the pass
     try:
-        with torch.no_grad(), uses:
+        with uses:
             module(inputs)
     except RuntimeError:
-        pass  # an image too small for the deepest layers: fold what ran
+        pass  # an image too small for the deepest layers: use what ran
     finally:
         for h in handles:
             h.remove()
+    return _Trace(module, calls, ins, outs, uses.count)
+
+
+def _foldable_pairs(module, inputs):
+    """(conv path, bn path) where the BN's input is a conv's output that nothing else reads."""
+    trace = _trace(module, inputs)
     pairs = []
-    for bn, tid in bn_inputs:
-        conv = produced.get(tid)
-        if conv and uses.count.get(tid) == 1 and calls.get(conv) == 1 and calls.get(bn) == 1:
+    for bn, ids in trace.inputs.items():
+        if not isinstance(module.get_submodule(bn), nn.BatchNorm2d) or len(ids) != 1:
+            continue
+        conv = trace.producer(ids[0])
+        if conv and trace.uses.get(ids[0]) == 1 and trace.calls.get(conv) == 1:
             pairs.append((conv, bn))
     return pairs
 
@@ -114,43 +134,19 @@ def _fusable_activations(module, inputs, convs_already_changed):
     changes no address that the copy still serves. A module called twice (the
     ReLU6 of an MBConv block) is removed only if both calls qualify.
     """
-    from .frozen_conv import _eligible
-
-    names = {m: n for n, m in module.named_modules() if n}
-    produced, calls, act_inputs, handles = {}, {}, {}, []
-    outputs = {}  # id(tensor) -> paths of every module that returned it (identities pass it on)
-
-    def hook(m, args, out):
-        path = names[m]
-        calls[path] = calls.get(path, 0) + 1
-        if isinstance(out, torch.Tensor):
-            outputs.setdefault(id(out), []).append(path)
-        if isinstance(m, nn.Conv2d) and isinstance(out, torch.Tensor):
-            produced[id(out)] = path
-        if _clamp_bounds(m) is not None and args and isinstance(args[0], torch.Tensor):
-            act_inputs.setdefault(path, []).append(id(args[0]))
-
-    for m in names:
-        handles.append(m.register_forward_hook(hook))
-    uses = _Uses()
-    try:
-        with uses:
-            module(inputs)
-    except RuntimeError:
-        pass
-    finally:
-        for h in handles:
-            h.remove()
+    trace = _trace(module, inputs)
     found = []
-    for act, ids in act_inputs.items():
-        convs = [produced.get(i) for i in ids]
+    for act, ids in trace.inputs.items():
+        if _clamp_bounds(module.get_submodule(act)) is None:
+            continue
+        convs = [trace.producer(i) for i in ids]
         if all(
-            c is not None and c in convs_already_changed and calls.get(c) == 1 and uses.count.get(i) == 1 and _eligible(module.get_submodule(c))
+            c is not None and c in convs_already_changed and trace.calls.get(c) == 1 and trace.uses.get(i) == 1 and _eligible(module.get_submodule(c))
             for c, i in zip(convs, ids)
         ) and len(set(convs)) == len(convs):
             # the modules between each conv and the activation (folded batch norms, now
             # identities) return the conv's output, which will be clamped: they change too
-            between = [p for i in ids for p in outputs.get(i, []) if p not in convs]
+            between = [p for i in ids for p in trace.outputs.get(i, []) if p not in convs]
             found.append((act, convs, between, _clamp_bounds(module.get_submodule(act))))
     return found
 
