@@ -67,18 +67,15 @@ def _phase_kernel(weight, groups, stride):
     return w.flip(-2, -1).reshape(cin * sh * sw, cout_g, mh, mw).contiguous()
 
 
-def input_gradient(grad_out, weight, stride, padding, groups, input_shape, kernel=None):
+def input_gradient(grad_out, kernel, stride, padding, groups, input_shape):
     """The gradient with respect to the input of conv2d(pad(x), weight, stride, groups).
 
-    padding: (top, bottom, left, right). kernel: ``_phase_kernel(weight, groups, stride)``,
-    when precomputed.
+    kernel: ``_phase_kernel(weight, groups, stride)``. padding: (top, bottom, left, right).
     """
     sh, sw = stride
     top, bottom, left, right = padding
     n, cin, hin, win = input_shape
     fmt = torch.channels_last if grad_out.is_contiguous(memory_format=torch.channels_last) and not grad_out.is_contiguous() else torch.contiguous_format
-    if kernel is None:
-        kernel = _phase_kernel(weight, groups, stride)
     mh, mw = kernel.shape[-2:]
     ho, wo = grad_out.shape[-2:]
     if (sh, sw) == (1, 1) and top <= mh - 1 and left <= mw - 1 and bottom >= top and right >= left:
@@ -177,7 +174,7 @@ class _FrozenConv2d(torch.autograd.Function):
             # the clamp passes the gradient where lo < y < hi, that is, where lo < (conv output) < hi
             grad_out = torch.ops.aten.hardtanh_backward(grad_out, y, clamp[0], clamp[1])
         if kernel is not None:
-            grad = input_gradient(grad_out, weight, stride, padding, groups, shape, kernel)
+            grad = input_gradient(grad_out, kernel, stride, padding, groups, shape)
         else:
             top, _, left, _ = padding
             grad = torch.ops.aten.convolution_backward(grad_out, x, weight, None, list(stride), [top, left], [1, 1], False, [0, 0], groups, [True, False, False])[0]
