@@ -107,8 +107,12 @@ def cmd_visualize(args):
 CONSTANT_RANGE = (0.1, 10000.0)  # B and V in the paper's 0-255 units (it uses 80 and 12.3)
 
 
-def _energy_constants(args):
-    """({name: number}, {name: True}) for --B and --V: given numbers and 'measured'. Checked before any work."""
+def _energy_args(args):
+    """--steps, --jitter, --B and --V checked before any work: ({name: number}, {name: True}) for B and V."""
+    if args.steps < 1:
+        raise PreimageError(f"bad --steps {args.steps}; it must be at least 1")
+    if args.jitter is not None and args.jitter < 0:
+        raise PreimageError(f"bad --jitter {args.jitter}; it must be 0 or more")
     given, measure = {}, {}
     lo, hi = CONSTANT_RANGE
     for name in ("B", "V"):
@@ -128,15 +132,14 @@ def _energy_constants(args):
     return given, measure
 
 
-def _energy(args, model=None, images=None):
-    """The energy of eq. 1: the paper's constants, or B and V given or measured on the images."""
+def _energy(args, constants, model=None, images=None):
+    """The energy of eq. 1: the paper's constants, or B and V given or measured on the images.
+
+    constants: what ``_energy_args`` returned.
+    """
     from .natural_preimages import Energy
 
-    if args.steps < 1:
-        raise PreimageError(f"bad --steps {args.steps}; it must be at least 1")
-    if args.jitter is not None and args.jitter < 0:
-        raise PreimageError(f"bad --jitter {args.jitter}; it must be 0 or more")
-    given, measure = _energy_constants(args)
+    given, measure = constants
     if not measure:
         return Energy(steps=args.steps, **given)
     energy = Energy.measured(model, images, B=measure.get("B", False), V=measure.get("V", False), steps=args.steps, **given)
@@ -180,7 +183,7 @@ def cmd_invert(args):
     from .natural_preimages import feature_mask, invert, window_box
     from .store import save_preimages
 
-    _energy_constants(args)  # bad --B/--V before any loading
+    constants = _energy_args(args)  # bad values before any loading
     model = _load(args)
     size = _size(args, model)
     image = load_image_arg(args.image, size)
@@ -188,7 +191,7 @@ def cmd_invert(args):
     channels = _channel_range(args.mask_channels) if args.mask_channels else None
     if args.mask_window is not None or channels is not None:
         feature_mask(info.shape, args.mask_window, channels)  # check before the run
-    result = invert(model, args.layer, image, C=args.C, mask_window=args.mask_window, mask_channels=channels, seeds=args.seeds, seed=args.seed, energy=_energy(args, model, image), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
+    result = invert(model, args.layer, image, C=args.C, mask_window=args.mask_window, mask_channels=channels, seeds=args.seeds, seed=args.seed, energy=_energy(args, constants, model, image), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
     box = window_box(info, args.mask_window) if args.mask_window else None
     errors = [round(float(e), 5) for e in result.scores]
     config = {"command": "invert", "model": model.name, "weights": model.weights, "image": args.image, "size": size, "argv": sys.argv[1:]}
@@ -205,14 +208,14 @@ def cmd_caricature(args):
     from .natural_preimages import caricature
     from .store import save_preimages
 
-    _energy_constants(args)  # bad --B/--V before any loading
+    constants = _energy_args(args)  # bad values before any loading
     model = _load(args)
     size = _size(args, model)
     image = load_image_arg(args.image, size)
     layers = [l for l in args.layer.split(",") if l]
     for layer in layers:
         model.layer_info(layer, size)
-    energy = _energy(args, model, image)
+    energy = _energy(args, constants, model, image)
     for layer in layers:
         result = caricature(model, layer, image, C=args.C, seed=args.seed, energy=energy, jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
         out = os.path.join(args.out, layer.replace(".", "_").replace("#", "_")) if len(layers) > 1 else args.out
@@ -228,7 +231,7 @@ def cmd_maximize(args):
     from .store import save_preimages
     from .targets import parse_target
 
-    _energy_constants(args)  # bad --B/--V before any loading
+    constants = _energy_args(args)  # bad values before any loading
     model = _load(args)
     elements = parse_target(model, args.target, args.size or model.input_size)
     layers = {e.layer for e in elements}
@@ -240,7 +243,7 @@ def cmd_maximize(args):
     rf = info.rf_size if not isinstance(info.rf_size, list) else max(info.rf_size)
     size = int(args.size or min(model.input_size, rf))
     natural = load_folder(args.images, size)[0] if args.images else natural_crops(size)
-    result = maximize(model, layer, [e.channel for e in elements], natural, size=size, C=args.C, position=position, seed=args.seed, energy=_energy(args, model, natural), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
+    result = maximize(model, layer, [e.channel for e in elements], natural, size=size, C=args.C, position=position, seed=args.seed, energy=_energy(args, constants, model, natural), jitter=args.jitter, progress=not args.quiet, **_prior_kw(args))
     config = {"command": "maximize", "model": model.name, "weights": model.weights, "target": args.target, "natural_images": args.images or "samples", "argv": sys.argv[1:]}
     ratios = [round(float(r), 3) for r in result.scores]
     save_preimages(result, args.out, config, labels=[e.label() for e in elements], extra_metrics={"activation_over_M": ratios})
@@ -253,7 +256,7 @@ def cmd_invert_table(args):
     from .models import load_model
     from .natural_preimages import HAND_CRAFTED
 
-    _energy_constants(args)  # bad --B/--V before any loading
+    constants = _energy_args(args)  # bad values before any loading
     names = [m for m in args.model.split(",") if m]
     if not names:
         raise PreimageError("bad --model ''; give one model name, or several separated by commas")
@@ -279,7 +282,7 @@ def cmd_invert_table(args):
         files = [f"sample:{n}" for n in SAMPLE_IMAGES][: images.shape[0]]
     if "measured" in (args.B, args.V) and len({(m.mean, m.input_range) for m in models}) > 1:
         raise PreimageError("bad --B/--V 'measured' with models whose preprocessing differs; give numbers, or one model at a time")
-    energy = _energy(args, models[0], images)
+    energy = _energy(args, constants, models[0], images)
     prior_kw = _prior_kw(args)
     errors, first = inversion_table(columns, Cs, images, seeds=1, seed=args.seed, energy=energy, jitter=args.jitter, progress=not args.quiet, **prior_kw)
     config = {"command": "invert-table", "models": [m.name for m in models], "weights": [m.weights for m in models], "size": size, "images": files, "seed": args.seed, "energy": energy.describe(), "prior": prior_kw["prior"].describe() if prior_kw else None, "prior_weight": args.prior_weight, "argv": sys.argv[1:]}
