@@ -488,6 +488,7 @@ def cmd_atlas(args):
     from .atlas import Campaign, Settings, estimate, make_executor, plan, run_campaign
     from .atlas.executors import default_threads
     from .atlas.plan import parse_methods
+    from .atlas.run import CATALOG
 
     methods = parse_methods(args.methods)
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
@@ -547,7 +548,7 @@ def cmd_atlas(args):
     print(f"{summary['jobs']} jobs: {summary['done_before']} were done, ran {summary['ran']} in {summary['wall_seconds']:.0f} s"
           + (f", {summary['interrupted_reset']} interrupted earlier and redone" if summary["interrupted_reset"] else "")
           + f"; failed {len(summary['failed'])}")
-    print(f"catalog: {os.path.join(args.out, 'catalog.sqlite')}; browse with `preimage report {args.out}`")
+    print(f"catalog: {os.path.join(args.out, CATALOG)}; browse with `preimage report {args.out}`")
     if summary["failed"]:
         raise SystemExit(1)
 

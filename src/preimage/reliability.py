@@ -128,6 +128,14 @@ def _repeatable_target(model, target, size, unit_mode):
     return elements[0]
 
 
+def logits_and_features(model, images, layer, classifier=None):
+    """The classifier's logits (default: ``model``'s) and ``model``'s activations at ``layer`` (NumPy) for images."""
+    logits = classify(classifier or model, images)
+    with torch.no_grad():
+        features = model.activations(images.to(model.device), [layer])[layer].float().cpu().numpy()
+    return logits, features
+
+
 def reliability(model, target, repeats=25, classifier=None, size=None, seed=0, unit_mode=False, **visualize_kw):
     """Run ``repeats`` optimizations of one target (one batch, different noise) and measure their agreement.
 
@@ -140,10 +148,8 @@ def reliability(model, target, repeats=25, classifier=None, size=None, seed=0, u
     size = int(size or model.input_size)
     element = _repeatable_target(model, target, size, unit_mode)
     result, _ = visualize(model, [target] * repeats, size=size, seed=seed, unit_mode=unit_mode, **visualize_kw)
-    logits = classify(classifier, result.images)
     layer = element.layer
-    with torch.no_grad():
-        features = model.activations(result.images.to(model.device), [layer])[layer].float().cpu().numpy()
+    logits, features = logits_and_features(model, result.images, layer, classifier)
     stats = repeat_statistics(logits, classifier.classes, images=result.images.numpy(), features=features)
     stats["feature_layer"] = layer
     config = {"target": target, "repeats": repeats, "classifier": classifier.name, "classifier_weights": classifier.weights, "size": size, "seed": seed, "unit_mode": unit_mode, **visualize_kw}

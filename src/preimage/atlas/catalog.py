@@ -94,9 +94,9 @@ class Catalog:
             rows.update(dict(self.db.execute(q, chunk).fetchall()))
         return rows
 
-    def start(self, job_id, worker=None):
+    def start(self, job_id):
         with self._tx():
-            self.db.execute("UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?, worker = ?, error = NULL WHERE id = ?", (time.time(), worker, job_id))
+            self.db.execute("UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?, worker = NULL, error = NULL WHERE id = ?", (time.time(), job_id))
 
     def finish(self, job_id, result, artifacts, unit_rows):
         """Mark a job done with its results, atomically with its per-unit rows."""
@@ -111,16 +111,17 @@ class Catalog:
                 (time.time(), result["seconds"], result["worker"], json.dumps(result["metrics"]), json.dumps(artifacts), job_id),
             )
 
-    def fail(self, job_id, error, worker=None):
+    def fail(self, job_id, error):
         with self._tx():
-            self.db.execute("UPDATE jobs SET status = 'failed', finished = ?, error = ?, worker = COALESCE(?, worker) WHERE id = ?", (time.time(), error, worker, job_id))
+            self.db.execute("UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE id = ?", (time.time(), error, job_id))
 
-    def jobs(self, status=None):
-        q = "SELECT id, layer, method, units, spec, status, attempts, image_steps, worker, started, finished, seconds, metrics, artifacts, error FROM jobs"
-        rows = self.db.execute(q + (" WHERE status = ?" if status else "") + " ORDER BY rowid", (status,) if status else ()).fetchall()
-        keys = ("id", "layer", "method", "units", "spec", "status", "attempts", "image_steps", "worker", "started", "finished", "seconds", "metrics", "artifacts", "error")
+    def jobs(self):
+        cursor = self.db.execute(
+            "SELECT id, layer, method, units, spec, status, attempts, image_steps, worker, started, finished, seconds, metrics, artifacts, error FROM jobs ORDER BY rowid"
+        )
+        keys = [d[0] for d in cursor.description]
         out = []
-        for row in rows:
+        for row in cursor.fetchall():
             job = dict(zip(keys, row))
             for k in ("units", "spec", "metrics", "artifacts"):
                 job[k] = json.loads(job[k]) if job[k] is not None else None

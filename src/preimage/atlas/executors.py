@@ -40,10 +40,6 @@ class LocalExecutor:
         pass
 
 
-def _ray_job(spec, threads):
-    return run_job(spec, threads)
-
-
 class RayExecutor:
     """Jobs as Ray tasks, each asking for ``threads`` CPUs (and a GPU when the device is CUDA).
 
@@ -90,7 +86,7 @@ class RayExecutor:
             raise PreimageError(f"bad --device {device!r}: the Ray cluster has no GPU, and a job asking for one would wait forever; use --device cpu")
         # a worker that dies (a preempted node, the OOM killer) is retried twice by Ray; an
         # exception inside a job is not retried: it fails the job, and rerunning the command retries it
-        self.remote = ray.remote(num_cpus=self.threads, num_gpus=1 if gpu else 0, max_retries=2)(_ray_job)
+        self.remote = ray.remote(num_cpus=self.threads, num_gpus=1 if gpu else 0, max_retries=2)(run_job)
 
     def run(self, specs, on_start):
         ray = self.ray

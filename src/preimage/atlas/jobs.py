@@ -88,7 +88,7 @@ def _diverse_kw(spec):
     return {"n": s["n"], "lambdas": s["lambdas"] or list(LAMBDAS), "steps": spec["steps"], "seed": spec["seed"], "progress": False}
 
 
-def _save_sweep(sweep, out, method="diverse"):
+def _save_sweep(sweep, out):
     """The λ rows, the trade-off curve and the chosen λ's images of one unit."""
     from .. import figures
     from ..images import save_grid
@@ -160,15 +160,13 @@ def _reliability(model, spec, out):
     """Every unit's repeats in one batch, then Finzi's agreement statistics per unit."""
     from .. import figures
     from ..images import save_grid, save_npz
-    from ..reliability import classify, repeat_statistics
+    from ..reliability import logits_and_features, repeat_statistics
     from ..visualize import visualize
 
     repeats = spec["settings"]["repeats"]
     targets = [f"{spec['layer']}:{c}" for c in spec["units"] for _ in range(repeats)]
     result, _ = visualize(model, targets, size=spec["settings"]["size"], steps=spec["steps"], seed=spec["seed"], progress=False)
-    logits = classify(model, result.images)
-    with torch.no_grad():
-        features = model.activations(result.images.to(model.device), [spec["layer"]])[spec["layer"]].float().cpu().numpy()
+    logits, features = logits_and_features(model, result.images, spec["layer"])
     units = []
     for i, c in enumerate(spec["units"]):
         rows = slice(i * repeats, (i + 1) * repeats)

@@ -98,7 +98,9 @@ def image_size(model, layer, method, settings):
 
 def images_per_step(method, units, settings):
     """Images that go through the network at each step (the cost unit of a job)."""
-    lambdas = len(settings.lambdas) if settings.lambdas else 12
+    from ..diverse import LAMBDAS
+
+    lambdas = len(settings.lambdas or LAMBDAS)
     per_unit = {
         "visualize": 1,
         "diverse": lambdas * settings.n,
