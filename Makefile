@@ -44,6 +44,7 @@ test: $(VLFEAT) $(CHROMIUM)
 
 bench: $(VLFEAT)
 	$(BIN)/python benchmarks/bench_render.py
+	$(BIN)/python benchmarks/bench_fast_copy.py
 	$(BIN)/python benchmarks/bench_diverse.py
 	$(BIN)/python benchmarks/bench_handcrafted.py
 	$(BIN)/python benchmarks/bench_atlas_ray.py --rounds 3
