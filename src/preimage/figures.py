@@ -26,6 +26,16 @@ def save_figure(fig, path, dpi=110):
     atomic_write(path, buf.getvalue())
 
 
+def legend(ax, handles, labels, **kwargs):
+    """A legend with exactly these labels.
+
+    Labels passed with ``label=`` are dropped by matplotlib when they start
+    with an underscore, which every EfficientNet layer name does (``_blocks.2``).
+    """
+    if handles:
+        ax.legend(handles, labels, fontsize=kwargs.pop("fontsize", 8), **kwargs)
+
+
 def _lambda_axis(lambdas):
     """Positions for a λ sweep on a log axis, with λ = 0 one octave left of the smallest positive λ."""
     positive = [v for v in lambdas if v > 0]
@@ -79,13 +89,15 @@ def histograms(groups, path, xlabel, title=None, log=True):
         ax.set_xscale("log")
     else:
         bins = np.linspace(allv.min(), allv.max() + 1e-9, 20)
+    handles, labels = [], []
     for k, v in clean.items():
         if len(v):
-            ax.hist(v, bins=bins, alpha=0.5, label=f"{k} (median {np.median(v):.3g}, n={len(v)})")
+            handles.append(ax.hist(v, bins=bins, alpha=0.5)[2])
+            labels.append(f"{k} (median {np.median(v):.3g}, n={len(v)})")
             ax.axvline(np.median(v), ls="--", lw=0.8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("units")
-    ax.legend(fontsize=8)
+    legend(ax, handles, labels)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -143,12 +155,11 @@ def scatter(groups, path, xlabel, ylabel, title=None):
     """Fig. 8E: one point per unit, a colour per group ({name: (x values, y values)})."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    for name, (x, y) in groups.items():
-        ax.scatter(x, y, s=14, alpha=0.7, label=f"{name} (n={len(x)})")
+    handles = [ax.scatter(x, y, s=14, alpha=0.7) for x, y in groups.values()]
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend(ax, handles, [f"{name} (n={len(x)})" for name, (x, _) in groups.items()])
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
