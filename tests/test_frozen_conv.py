@@ -185,6 +185,29 @@ def test_new_weights_loaded_in_place_make_a_new_fast_copy():
     assert torch.allclose(g1, g2, rtol=1e-3, atol=1e-5 * g2.abs().max())
 
 
+@pytest.mark.parametrize("how", ["data", "parameter"])
+def test_weights_replaced_without_an_in_place_write_make_a_new_fast_copy(how):
+    # ``.data =`` and a new Parameter leave every version counter where it was
+    import preimage
+
+    model = preimage.load_model("alexnet", weights="random", seed=0)
+    layer = model.resolve_layer("conv2")
+    first = model.runner([layer])
+    conv = model.module.features[3]
+    new = torch.randn(conv.weight.shape, generator=torch.Generator().manual_seed(9)) * 0.05
+    if how == "data":
+        conv.weight.data = new
+    else:
+        conv.weight = torch.nn.Parameter(new, requires_grad=False)
+    fast = model.runner([layer])
+    assert fast is not first
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    v1, g1 = _value_and_input_gradient(fast, model, x, layer)
+    v2, g2 = _value_and_input_gradient(model.module, model, x, layer)
+    assert torch.allclose(v1, v2, rtol=1e-4, atol=1e-5 * v2.abs().max())
+    assert torch.allclose(g1, g2, rtol=1e-3, atol=1e-5 * g2.abs().max())
+
+
 def test_a_module_that_cannot_be_copied_runs_as_it_is():
     import threading
 

@@ -71,9 +71,9 @@ class VisionModel:
 
         A fast copy (see ``fusion``) gives the same values at every address
         except the ones it changes; those are read from the original module.
-        The copy is made again when the original's weights were changed in
-        place since (``load_state_dict`` does that), so it never mixes old
-        folded weights with new shared ones.
+        The copy is made again when the original's weights were changed since
+        (in place, as ``load_state_dict`` does, or by assigning new tensors), so
+        it never mixes old folded weights with new shared ones.
         """
         if not self.fuse:
             return self.module
@@ -89,8 +89,9 @@ class VisionModel:
         return fast
 
     def _weights_version(self):
-        # in-place changes bump a tensor's version counter; versions only grow
-        return sum(t._version for t in self.module.parameters()) + sum(t._version for t in self.module.buffers())
+        # in-place writes bump a tensor's version counter; ``.data =`` and new Parameters keep the
+        # counters but change the storage (the copy still holds the old one, so it is not reused)
+        return tuple((t.data_ptr(), t._version) for t in (*self.module.parameters(), *self.module.buffers()))
 
     def preprocess(self, images):
         """Display-space images (N x 3 x H x W in [0, 1]) -> network inputs, in the model's memory format."""
