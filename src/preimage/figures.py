@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 
@@ -164,6 +165,23 @@ def scatter(groups, path, xlabel, ylabel, title=None):
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+INVARIANCE_PLOTS = ("shift_invariance.png", "linear_combination.png", "scatter.png")
+
+
+def invariance_plots(groups, folder, prefix="", title=None):
+    """Both invariance indices as histograms and against each other (Fig. 8), one colour per group.
+
+    groups: {label: [(shift invariance index, linear combination index), ...]}, None for a unit
+    that was never active. Writes ``folder/prefix`` + each name of INVARIANCE_PLOTS; returns their paths.
+    """
+    paths = [os.path.join(folder, prefix + name) for name in INVARIANCE_PLOTS]
+    histograms({k: [s for s, _ in v] for k, v in groups.items()}, paths[0], xlabel="shift invariance index", title=title, log=False)
+    histograms({k: [c for _, c in v] for k, v in groups.items()}, paths[1], xlabel="linear combination index", title=title, log=False)
+    both = {k: [(s, c) for s, c in v if s is not None and c is not None] for k, v in groups.items()}
+    scatter({k: ([s for s, _ in v], [c for _, c in v]) for k, v in both.items()}, paths[2], xlabel="shift invariance index", ylabel="linear combination index", title=title)
+    return paths
 
 
 def logits_plot(logits, path, classes=100, title=None):

@@ -170,13 +170,10 @@ def _layer_figures(folder, layer, units):
     out = []
     inv = [m["invariance"][0] for m in units.values() if "invariance" in m]
     if inv:
-        sii = [u.get("shift_invariance_index") for u in inv]
-        lci = [u.get("linear_combination_index") for u in inv]
-        figures.histograms({"units": sii}, os.path.join(folder, base + "_shift_invariance.png"), xlabel="shift invariance index", title=layer, log=False)
-        figures.histograms({"units": lci}, os.path.join(folder, base + "_linear_combination.png"), xlabel="linear combination index", title=layer, log=False)
-        both = [(a, b) for a, b in zip(sii, lci) if a is not None and b is not None]
-        figures.scatter({"units": ([a for a, _ in both], [b for _, b in both])}, os.path.join(folder, base + "_scatter.png"), xlabel="shift invariance index", ylabel="linear combination index", title=layer)
-        out += [(base + "_shift_invariance.png", "shift invariance histogram"), (base + "_linear_combination.png", "linear combination histogram"), (base + "_scatter.png", "index scatter")]
+        pairs = [(u.get("shift_invariance_index"), u.get("linear_combination_index")) for u in inv]
+        paths = figures.invariance_plots({"units": pairs}, folder, prefix=base + "_", title=layer)
+        alts = ("shift invariance histogram", "linear combination histogram", "index scatter")
+        out += [(os.path.relpath(p, folder), alt) for p, alt in zip(paths, alts)]
     gains = [m["diverse"][0].get("diversity_gain") for m in units.values() if "diverse" in m]
     if gains:
         figures.histograms({"units": gains}, os.path.join(folder, base + "_diversity_gain.png"), xlabel="diversity gain: min distance at the chosen λ / at λ = 0", title=layer)

@@ -229,21 +229,13 @@ def save_invariance(runs, out_dir, config, seconds):
             linear_combination_index=np.array([np.nan if u.linear_combination_index is None else u.linear_combination_index for u in units]),
             channels=np.array([u.channel for u in units]),
         )
-    index_groups = {label: [u.shift_invariance_index for u in units] for label, units in runs}
-    figures.histograms(index_groups, os.path.join(out_dir, "shift_invariance.png"), xlabel="shift invariance index", log=False)
-    figures.histograms({label: [u.linear_combination_index for u in units] for label, units in runs}, os.path.join(out_dir, "linear_combination.png"), xlabel="linear combination index", log=False)
-    figures.scatter(
-        {label: ([u.shift_invariance_index for u in units if u.shift_invariance_index is not None], [u.linear_combination_index for u in units if u.shift_invariance_index is not None]) for label, units in runs},
-        os.path.join(out_dir, "scatter.png"),
-        xlabel="shift invariance index",
-        ylabel="linear combination index",
-    )
+    figures.invariance_plots({label: [(u.shift_invariance_index, u.linear_combination_index) for u in units] for label, units in runs}, out_dir)
     metrics = {
         "config": config,
         "wall_seconds": round(seconds, 1),
         "summary": summary,
         "units": {label: [u.as_dict() for u in units] for label, units in runs},
-        "files": ["shift_invariance.png", "linear_combination.png", "scatter.png", "result.npz", "units/"],
+        "files": [*figures.INVARIANCE_PLOTS, "result.npz", "units/"],
         "environment": environment(),
     }
     save_json(os.path.join(out_dir, "metrics.json"), metrics)
