@@ -4,7 +4,7 @@ Each transform draws its own parameters per batch element from a
 ``torch.Generator`` and describes itself as an affine map from its output
 canvas to its input canvas (pixel coordinates centred on the canvas). A
 ``Pipeline`` multiplies the maps of all its steps and resamples the images
-once with ``grid_sample``: one bilinear interpolation per step of the
+once, bilinearly (``affine_warp``): one interpolation per step of the
 optimization, whatever the number of transforms, and no blur from repeated
 resampling. Pixels that come from outside the image take a fill value (the
 model's mean colour by default: the render loop transforms normalized images,
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .affine_warp import coefficients, warp
 from .errors import PreimageError
 
 
@@ -123,8 +124,8 @@ class Pipeline:
     def describe(self):
         return {"steps": [s.describe() for s in self.steps], "output_size": self.output_size, "fill": self.fill}
 
-    def sample(self, n, hw, generator=None):
-        """Per element: a 2 x 3 affine_grid matrix (float32 tensor) and the output size.
+    def matrices(self, n, hw, generator=None):
+        """Per element: the (n, 3, 3) map from output to input pixel coordinates (both centred), and the output size.
 
         The matrices are tiny, so they are composed in NumPy; only the random
         draws come from the torch generator.
@@ -139,6 +140,11 @@ class Pipeline:
         else:
             out = hw if self.output_size == "input" else (int(self.output_size), int(self.output_size))
             total = total @ np.diag([canvas[1] / out[1], canvas[0] / out[0], 1.0])
+        return total, out
+
+    def sample(self, n, hw, generator=None):
+        """Per element: a 2 x 3 affine_grid matrix (float32 tensor, align_corners=False) and the output size."""
+        total, out = self.matrices(n, hw, generator)
         # centred pixels -> grid_sample's normalised coordinates (align_corners=False)
         to_norm = np.diag([2.0 / hw[1], 2.0 / hw[0], 1.0])
         from_norm = np.diag([out[1] / 2.0, out[0] / 2.0, 1.0])
@@ -178,27 +184,12 @@ class Pipeline:
         if not self.steps:
             return images
         n, c, h, w = images.shape
-        theta, out = self.sample(n, (h, w), generator)
-        grid = _affine_grid(theta.to(images.device, images.dtype), out)
+        total, out = self.matrices(n, (h, w), generator)
+        coef = coefficients(total, (h, w), out)
         if fill_value is None:
-            return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            return warp(images, coef, out)
         fill = torch.as_tensor(fill_value, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-        return F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
-
-
-def _affine_grid(theta, out):
-    """F.affine_grid(theta, (n, c, h, w), align_corners=False) as two broadcast multiply-adds.
-
-    The same sampling positions as torch's, without its batched matrix product
-    over a homogeneous base grid (a third of the cost on the CPU).
-    """
-    h, w = out
-    xs = (torch.arange(w, dtype=theta.dtype, device=theta.device) * 2 + 1) / w - 1
-    ys = (torch.arange(h, dtype=theta.dtype, device=theta.device) * 2 + 1) / h - 1
-    a = theta[:, None, None, :, 0]  # x coefficient, (n, 1, 1, 2)
-    b = theta[:, None, None, :, 1]  # y coefficient
-    t = theta[:, None, None, :, 2]
-    return torch.addcmul(torch.addcmul(t, ys.view(1, h, 1, 1), b), xs.view(1, 1, w, 1), a)
+        return warp(images - fill, coef, out) + fill
 
 
 def _numbers(text):

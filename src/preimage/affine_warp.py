@@ -1,0 +1,192 @@
+"""Bilinear resampling of images through per-image affine maps, with its exact adjoint.
+
+The result is ``F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
+align_corners=False)`` for the grid of the affine map, and the gradient is
+grid_sample's gradient with respect to the images (tests compare both in
+float64). On the CPU it runs as two Numba kernels, because PyTorch's is the
+largest cost of a render step after the network itself at shallow layers
+(``benchmarks/bench_affine_warp.py``). Here
+
+* sample positions come from six coefficients on the fly: no grid tensor;
+* the four weights of an output pixel are computed once for all channels;
+* the adjoint accumulates each image in one thread: no atomics, no races, and
+  the same sums in the same order on every run, so results stay
+  bit-reproducible.
+
+Without Numba (or with ``PREIMAGE_NUMBA=0``), off the CPU, or for dtypes other
+than float32/float64, grid_sample does the work. Numba's OpenMP threading
+layer, like PyTorch's, is not safe to use again in a process forked after it
+ran; processes started afresh (Ray's workers, subprocesses) are fine.
+
+Coefficients: ``coef[n] = (a, b, c, d, e, f)`` sends output pixel (row i,
+column j) to the input position (row ``d*j + e*i + f``, column ``a*j + b*i + c``),
+in pixel units with pixel centres at integers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def coefficients(matrices, in_hw, out_hw):
+    """(N, 6) float64 pixel coefficients from (N, 3, 3) maps between centred pixel coordinates.
+
+    matrices[n] sends an output point (x, y, 1), measured from the output
+    canvas's centre, to the input point it samples, measured from the input's centre.
+    """
+    m = np.asarray(matrices, dtype=np.float64)
+    (h, w), (ho, wo) = in_hw, out_hw
+    x0, y0 = 0.5 - wo / 2.0, 0.5 - ho / 2.0  # centred coordinates of output pixel (0, 0)
+    coef = np.empty((m.shape[0], 6))
+    for row, size, k in ((0, w, 0), (1, h, 3)):
+        coef[:, k] = m[:, row, 0]
+        coef[:, k + 1] = m[:, row, 1]
+        coef[:, k + 2] = m[:, row, 0] * x0 + m[:, row, 1] * y0 + m[:, row, 2] + size / 2.0 - 0.5
+    return coef
+
+
+def grid(coef, in_hw, out_hw, dtype=torch.float32, device="cpu"):
+    """grid_sample's (N, Ho, Wo, 2) grid (align_corners=False) for the coefficients."""
+    (h, w), (ho, wo) = in_hw, out_hw
+    c = torch.as_tensor(coef, dtype=torch.float64)[:, :, None, None]
+    j = torch.arange(wo, dtype=torch.float64).view(1, 1, wo)
+    i = torch.arange(ho, dtype=torch.float64).view(1, ho, 1)
+    col = c[:, 0] * j + c[:, 1] * i + c[:, 2]
+    row = c[:, 3] * j + c[:, 4] * i + c[:, 5]
+    return torch.stack(((2 * col + 1) / w - 1, (2 * row + 1) / h - 1), dim=-1).to(dtype=dtype, device=device)
+
+
+def warp(images, coef, out_hw):
+    """Resample N x C x H x W images to N x C x Ho x Wo through the per-image affine maps ``coef``."""
+    out_hw = (int(out_hw[0]), int(out_hw[1]))
+    coef = np.ascontiguousarray(coef, dtype=np.float64)
+    if images.device.type == "cpu" and images.dtype in (torch.float32, torch.float64) and _kernels() is not None:
+        return _Warp.apply(images, coef, out_hw)
+    g = grid(coef, images.shape[-2:], out_hw, images.dtype, images.device)
+    return F.grid_sample(images, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class _Warp(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, images, coef, out_hw):
+        x = images.detach().contiguous()
+        out = torch.empty((x.shape[0], x.shape[1], *out_hw), dtype=x.dtype)
+        forward_kernel, _ = _kernels()
+        _threads()
+        forward_kernel(x.numpy(), coef, out.numpy())
+        ctx.coef, ctx.in_shape = coef, tuple(x.shape)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        g = grad_out.detach().contiguous()
+        grad = torch.empty(ctx.in_shape, dtype=g.dtype)
+        _, adjoint_kernel = _kernels()
+        _threads()
+        adjoint_kernel(g.numpy(), ctx.coef, grad.numpy())
+        return grad, None, None
+
+
+def _threads():
+    """As many threads as PyTorch uses (``torch.set_num_threads`` holds here too)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+_KERNELS = {}
+
+
+def _kernels():
+    """(forward, adjoint) compiled on first use (cached on disk by Numba), or None."""
+    if "k" not in _KERNELS:
+        _KERNELS["k"] = None
+        if os.environ.get("PREIMAGE_NUMBA", "1") != "0":
+            try:
+                _KERNELS["k"] = _compile()
+            except ImportError:  # the library works without Numba, at grid_sample's speed
+                pass
+    return _KERNELS["k"]
+
+
+def _compile():
+    import numba
+
+    jit = numba.njit(parallel=True, cache=True, boundscheck=False)
+
+    @jit
+    def forward_kernel(x, coef, out):
+        n_images, channels, h, w = x.shape
+        ho, wo = out.shape[2], out.shape[3]
+        for task in numba.prange(n_images * ho):  # one output row each
+            n, i = task // ho, task % ho
+            a, b, c, d, e, f = coef[n, 0], coef[n, 1], coef[n, 2], coef[n, 3], coef[n, 4], coef[n, 5]
+            col_i, row_i = b * i + c, e * i + f
+            for j in range(wo):
+                col, row = a * j + col_i, d * j + row_i
+                x0, y0 = int(math.floor(col)), int(math.floor(row))
+                fx, fy = col - x0, row - y0
+                w11 = fx * fy
+                w10, w01 = fy - w11, fx - w11
+                w00 = 1.0 - fx - w10
+                if x0 >= 0 and y0 >= 0 and x0 + 1 < w and y0 + 1 < h:
+                    for k in range(channels):
+                        out[n, k, i, j] = w00 * x[n, k, y0, x0] + w01 * x[n, k, y0, x0 + 1] + w10 * x[n, k, y0 + 1, x0] + w11 * x[n, k, y0 + 1, x0 + 1]
+                else:  # zero padding: taps outside the image add nothing
+                    top, bottom = 0 <= y0 < h, 0 <= y0 + 1 < h
+                    left, right = 0 <= x0 < w, 0 <= x0 + 1 < w
+                    for k in range(channels):
+                        v = 0.0
+                        if top and left:
+                            v += w00 * x[n, k, y0, x0]
+                        if top and right:
+                            v += w01 * x[n, k, y0, x0 + 1]
+                        if bottom and left:
+                            v += w10 * x[n, k, y0 + 1, x0]
+                        if bottom and right:
+                            v += w11 * x[n, k, y0 + 1, x0 + 1]
+                        out[n, k, i, j] = v
+
+    @jit
+    def adjoint_kernel(g, coef, out):
+        n_images, channels, h, w = out.shape
+        ho, wo = g.shape[2], g.shape[3]
+        for n in numba.prange(n_images):  # one image each: its pixels are written by this thread only
+            a, b, c, d, e, f = coef[n, 0], coef[n, 1], coef[n, 2], coef[n, 3], coef[n, 4], coef[n, 5]
+            out[n] = 0.0
+            for i in range(ho):
+                col_i, row_i = b * i + c, e * i + f
+                for j in range(wo):
+                    col, row = a * j + col_i, d * j + row_i
+                    x0, y0 = int(math.floor(col)), int(math.floor(row))
+                    fx, fy = col - x0, row - y0
+                    w11 = fx * fy
+                    w10, w01 = fy - w11, fx - w11
+                    w00 = 1.0 - fx - w10
+                    if x0 >= 0 and y0 >= 0 and x0 + 1 < w and y0 + 1 < h:
+                        for k in range(channels):
+                            v = g[n, k, i, j]
+                            out[n, k, y0, x0] += w00 * v
+                            out[n, k, y0, x0 + 1] += w01 * v
+                            out[n, k, y0 + 1, x0] += w10 * v
+                            out[n, k, y0 + 1, x0 + 1] += w11 * v
+                    else:
+                        top, bottom = 0 <= y0 < h, 0 <= y0 + 1 < h
+                        left, right = 0 <= x0 < w, 0 <= x0 + 1 < w
+                        for k in range(channels):
+                            v = g[n, k, i, j]
+                            if top and left:
+                                out[n, k, y0, x0] += w00 * v
+                            if top and right:
+                                out[n, k, y0, x0 + 1] += w01 * v
+                            if bottom and left:
+                                out[n, k, y0 + 1, x0] += w10 * v
+                            if bottom and right:
+                                out[n, k, y0 + 1, x0 + 1] += w11 * v
+
+    return forward_kernel, adjoint_kernel

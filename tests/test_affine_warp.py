@@ -1,0 +1,80 @@
+"""The compiled affine resampling against grid_sample, the reference it replaces on the CPU."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from preimage import affine_warp
+from preimage.transforms import Pipeline, parse_transforms
+
+
+def _maps(n, seed):
+    """Random affine maps between centred pixel coordinates: zoom, rotation, shear, shifts far enough to leave the image."""
+    rng = np.random.default_rng(seed)
+    m = np.repeat(np.eye(3)[None], n, axis=0)
+    angle = rng.uniform(-0.6, 0.6, n)
+    zoom = rng.uniform(0.6, 1.5, n)
+    m[:, 0, 0], m[:, 0, 1] = zoom * np.cos(angle), zoom * np.sin(angle) + rng.uniform(-0.2, 0.2, n)
+    m[:, 1, 0], m[:, 1, 1] = -zoom * np.sin(angle), zoom * np.cos(angle)
+    m[:, :2, 2] = rng.uniform(-9, 9, (n, 2))
+    return m
+
+
+def _reference(x, coef, out):
+    g = affine_warp.grid(coef, x.shape[-2:], out, x.dtype)
+    return F.grid_sample(x, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@pytest.mark.parametrize("n, in_hw, out_hw", [(5, (17, 23), (19, 14)), (1, (16, 16), (16, 16)), (3, (8, 30), (12, 12))])
+def test_values_and_gradient_equal_grid_sample_in_float64(n, in_hw, out_hw):
+    assert affine_warp._kernels() is not None  # the test is about the compiled path
+    coef = affine_warp.coefficients(_maps(n, 1), in_hw, out_hw)
+    x = torch.rand(n, 3, *in_hw, dtype=torch.float64, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    got, want = affine_warp.warp(x, coef, out_hw), _reference(x, coef, out_hw)
+    assert got.shape == (n, 3, *out_hw)
+    assert (want == 0).any() and (want != 0).any()  # some pixels sample outside the image
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    g = torch.randn(got.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    (mine,) = torch.autograd.grad(got, x, g)
+    (ref,) = torch.autograd.grad(want, x, g)
+    assert torch.allclose(mine, ref, rtol=0, atol=1e-12)
+
+
+def test_float32_and_the_grid_sample_fallback_agree(monkeypatch):
+    coef = affine_warp.coefficients(_maps(4, 7), (20, 20), (20, 20))
+    x = torch.rand(4, 3, 20, 20, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    fast = affine_warp.warp(x, coef, (20, 20))
+    (g_fast,) = torch.autograd.grad(fast.square().sum(), x)
+    monkeypatch.setitem(affine_warp._KERNELS, "k", None)  # as without Numba
+    slow = affine_warp.warp(x, coef, (20, 20))
+    (g_slow,) = torch.autograd.grad(slow.square().sum(), x)
+    assert slow.grad_fn.name() != fast.grad_fn.name()
+    assert torch.allclose(fast, slow, atol=1e-5) and torch.allclose(g_fast, g_slow, atol=1e-4)
+
+
+def test_the_adjoint_is_bit_reproducible_and_respects_the_thread_count():
+    coef = affine_warp.coefficients(_maps(6, 3), (32, 32), (32, 32))
+    x = torch.rand(6, 3, 32, 32, requires_grad=True)
+    g = torch.randn(6, 3, 32, 32)
+    grads = []
+    threads = torch.get_num_threads()
+    try:
+        for t in (threads, 1, threads):
+            torch.set_num_threads(t)
+            grads.append(torch.autograd.grad(affine_warp.warp(x, coef, (32, 32)), x, g)[0])
+    finally:
+        torch.set_num_threads(threads)
+    # one thread per image: the same sums in the same order whatever the thread count
+    assert torch.equal(grads[0], grads[1]) and torch.equal(grads[0], grads[2])
+
+
+def test_pipeline_coefficients_match_its_affine_grid_matrices():
+    # the pipeline's two descriptions of one draw (pixel coefficients, grid_sample's theta) agree
+    pipe = Pipeline(parse_transforms("finzi").steps, output_size=None)
+    total, out = pipe.matrices(5, (40, 40), torch.Generator().manual_seed(8))
+    theta, out2 = pipe.sample(5, (40, 40), torch.Generator().manual_seed(8))
+    assert out == out2 == (40 + 24 - 8 - 4,) * 2
+    g = affine_warp.grid(affine_warp.coefficients(total, (40, 40), out), (40, 40), out)
+    want = F.affine_grid(theta, (5, 3, *out), align_corners=False)
+    assert torch.allclose(g, want, atol=1e-5)
