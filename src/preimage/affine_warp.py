@@ -117,7 +117,9 @@ def _kernels():
 def _compile():
     import numba
 
-    jit = numba.njit(parallel=True, cache=True, boundscheck=False)
+    # fused multiply-adds and reordered sums, but NaN and infinity still propagate (the render
+    # loop reports a diverged objective by its non-finite value)
+    jit = numba.njit(parallel=True, cache=True, boundscheck=False, fastmath={"contract", "reassoc", "nsz", "arcp"})
 
     @jit
     def forward_kernel(x, coef, out):
