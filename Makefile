@@ -43,7 +43,8 @@ test: $(VLFEAT) $(CHROMIUM)
 	PREIMAGE_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 bench: $(VLFEAT)
-	$(BIN)/python benchmarks/bench_render.py
+	$(BIN)/python benchmarks/bench_render.py --steps 8 --rounds 7
+	$(BIN)/python benchmarks/bench_affine_warp.py
 	$(BIN)/python benchmarks/bench_fast_copy.py
 	$(BIN)/python benchmarks/bench_diverse.py
 	$(BIN)/python benchmarks/bench_handcrafted.py
