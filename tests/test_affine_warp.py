@@ -21,17 +21,22 @@ def _maps(n, seed):
     return m
 
 
-def _reference(x, coef, out):
+def _reference(x, coef, out, scale=None, shift=None):
+    if scale is not None:
+        x = x * torch.as_tensor(scale, dtype=x.dtype).view(1, -1, 1, 1) + torch.as_tensor(shift, dtype=x.dtype).view(1, -1, 1, 1)
     g = affine_warp.grid(coef, x.shape[-2:], out, x.dtype)
     return F.grid_sample(x, g, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 @pytest.mark.parametrize("n, in_hw, out_hw", [(5, (17, 23), (19, 14)), (1, (16, 16), (16, 16)), (3, (8, 30), (12, 12))])
-def test_values_and_gradient_equal_grid_sample_in_float64(n, in_hw, out_hw):
+@pytest.mark.parametrize("affine", [None, ([2.0, 0.5, -1.5], [-0.25, 1.0, 0.3])])
+def test_values_and_gradient_equal_grid_sample_in_float64(n, in_hw, out_hw, affine):
+    # affine: a per-channel x * scale + shift applied before the resampling (a model's normalization)
     assert affine_warp._kernels() is not None  # the test is about the compiled path
     coef = affine_warp.coefficients(_maps(n, 1), in_hw, out_hw)
     x = torch.rand(n, 3, *in_hw, dtype=torch.float64, generator=torch.Generator().manual_seed(2), requires_grad=True)
-    got, want = affine_warp.warp(x, coef, out_hw), _reference(x, coef, out_hw)
+    scale, shift = affine or (None, None)
+    got, want = affine_warp.warp(x, coef, out_hw, scale, shift), _reference(x, coef, out_hw, scale, shift)
     assert got.shape == (n, 3, *out_hw)
     assert (want == 0).any() and (want != 0).any()  # some pixels sample outside the image
     assert torch.allclose(got, want, rtol=0, atol=1e-12)
@@ -44,10 +49,11 @@ def test_values_and_gradient_equal_grid_sample_in_float64(n, in_hw, out_hw):
 def test_float32_and_the_grid_sample_fallback_agree(monkeypatch):
     coef = affine_warp.coefficients(_maps(4, 7), (20, 20), (20, 20))
     x = torch.rand(4, 3, 20, 20, generator=torch.Generator().manual_seed(4), requires_grad=True)
-    fast = affine_warp.warp(x, coef, (20, 20))
+    scale, shift = torch.tensor([1.5, 2.0, 2.5]), torch.tensor([-0.5, 0.0, 0.5])
+    fast = affine_warp.warp(x, coef, (20, 20), scale, shift)
     (g_fast,) = torch.autograd.grad(fast.square().sum(), x)
     monkeypatch.setitem(affine_warp._KERNELS, "k", None)  # as without Numba
-    slow = affine_warp.warp(x, coef, (20, 20))
+    slow = affine_warp.warp(x, coef, (20, 20), scale, shift)
     (g_slow,) = torch.autograd.grad(slow.square().sum(), x)
     assert slow.grad_fn.name() != fast.grad_fn.name()
     assert torch.allclose(fast, slow, atol=1e-5) and torch.allclose(g_fast, g_slow, atol=1e-4)
@@ -78,3 +84,21 @@ def test_pipeline_coefficients_match_its_affine_grid_matrices():
     g = affine_warp.grid(affine_warp.coefficients(total, (40, 40), out), (40, 40), out)
     want = F.affine_grid(theta, (5, 3, *out), align_corners=False)
     assert torch.allclose(g, want, atol=1e-5)
+
+
+def test_pipeline_with_normalization_and_fill_equals_normalizing_first():
+    # what the render loop does (normalization inside the resampling) against the plain composition
+    pipe = parse_transforms("finzi")
+    x = torch.rand(4, 3, 24, 24, dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor([4.0, 4.1, 4.2], dtype=torch.float64).view(1, 3, 1, 1)
+    shift = torch.tensor([-2.0, -1.9, -1.8], dtype=torch.float64).view(1, 3, 1, 1)
+    for fill in (None, [0.3, -0.2, 0.1]):
+        got = pipe(x, torch.Generator().manual_seed(6), fill, (scale, shift))
+        theta, out = pipe.sample(4, (24, 24), torch.Generator().manual_seed(6))
+        grid = F.affine_grid(theta.double(), (4, 3, *out), align_corners=False)
+        f = torch.zeros(1, 3, 1, 1, dtype=torch.float64) if fill is None else torch.tensor(fill, dtype=torch.float64).view(1, 3, 1, 1)
+        want = F.grid_sample(x * scale + shift - f, grid, align_corners=False) + f
+        assert torch.allclose(got, want, atol=1e-5)  # theta is float32
+        g = torch.randn_like(got)
+        assert torch.allclose(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0], atol=1e-4)
+    assert torch.equal(Pipeline([])(x, None, None, (scale, shift)), torch.addcmul(shift, x, scale))

@@ -61,25 +61,42 @@ def grid(coef, in_hw, out_hw, dtype=torch.float32, device="cpu"):
     return torch.stack(((2 * col + 1) / w - 1, (2 * row + 1) / h - 1), dim=-1).to(dtype=dtype, device=device)
 
 
-def warp(images, coef, out_hw):
-    """Resample N x C x H x W images to N x C x Ho x Wo through the per-image affine maps ``coef``."""
+def warp(images, coef, out_hw, scale=None, shift=None):
+    """Resample N x C x H x W images to N x C x Ho x Wo through the per-image affine maps ``coef``.
+
+    scale, shift: per channel (C values each), applied to the images before the
+    resampling, so that outside the image the result is 0 in the shifted units
+    (the render loop passes the model's normalization: 0 is its mean colour).
+    The kernels apply them in the same pass.
+    """
     out_hw = (int(out_hw[0]), int(out_hw[1]))
     coef = np.ascontiguousarray(coef, dtype=np.float64)
+    c = images.shape[1]
+    s = np.ones(c) if scale is None else _per_channel(scale, c)
+    t = np.zeros(c) if shift is None else _per_channel(shift, c)
     if images.device.type == "cpu" and images.dtype in (torch.float32, torch.float64) and _kernels() is not None:
-        return _Warp.apply(images, coef, out_hw)
+        return _Warp.apply(images, coef, out_hw, s, t)
+    if scale is not None or shift is not None:
+        view = (1, c, 1, 1)
+        images = torch.addcmul(torch.as_tensor(t, dtype=images.dtype, device=images.device).view(view), images, torch.as_tensor(s, dtype=images.dtype, device=images.device).view(view))
     g = grid(coef, images.shape[-2:], out_hw, images.dtype, images.device)
     return F.grid_sample(images, g, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def _per_channel(values, channels):
+    v = values.detach().double().cpu().flatten().numpy() if torch.is_tensor(values) else np.asarray(values, dtype=np.float64).ravel()
+    return np.ascontiguousarray(np.broadcast_to(v, (channels,)) if v.size == 1 else v)
+
+
 class _Warp(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, images, coef, out_hw):
+    def forward(ctx, images, coef, out_hw, scale, shift):
         x = images.detach().contiguous()
         out = torch.empty((x.shape[0], x.shape[1], *out_hw), dtype=x.dtype)
         forward_kernel, _ = _kernels()
         _threads()
-        forward_kernel(x.numpy(), coef, out.numpy())
-        ctx.coef, ctx.in_shape = coef, tuple(x.shape)
+        forward_kernel(x.numpy(), coef, scale, shift, out.numpy())
+        ctx.coef, ctx.scale, ctx.in_shape = coef, scale, tuple(x.shape)
         return out
 
     @staticmethod
@@ -88,8 +105,8 @@ class _Warp(torch.autograd.Function):
         grad = torch.empty(ctx.in_shape, dtype=g.dtype)
         _, adjoint_kernel = _kernels()
         _threads()
-        adjoint_kernel(g.numpy(), ctx.coef, grad.numpy())
-        return grad, None, None
+        adjoint_kernel(g.numpy(), ctx.coef, ctx.scale, grad.numpy())
+        return grad, None, None, None, None
 
 
 def _threads():
@@ -122,7 +139,7 @@ def _compile():
     jit = numba.njit(parallel=True, cache=True, boundscheck=False, fastmath={"contract", "reassoc", "nsz", "arcp"})
 
     @jit
-    def forward_kernel(x, coef, out):
+    def forward_kernel(x, coef, scale, shift, out):
         n_images, channels, h, w = x.shape
         ho, wo = out.shape[2], out.shape[3]
         for task in numba.prange(n_images * ho):  # one output row each
@@ -138,24 +155,30 @@ def _compile():
                 w00 = 1.0 - fx - w10
                 if x0 >= 0 and y0 >= 0 and x0 + 1 < w and y0 + 1 < h:
                     for k in range(channels):
-                        out[n, k, i, j] = w00 * x[n, k, y0, x0] + w01 * x[n, k, y0, x0 + 1] + w10 * x[n, k, y0 + 1, x0] + w11 * x[n, k, y0 + 1, x0 + 1]
+                        v = w00 * x[n, k, y0, x0] + w01 * x[n, k, y0, x0 + 1] + w10 * x[n, k, y0 + 1, x0] + w11 * x[n, k, y0 + 1, x0 + 1]
+                        out[n, k, i, j] = scale[k] * v + shift[k]  # the weights sum to 1
                 else:  # zero padding: taps outside the image add nothing
                     top, bottom = 0 <= y0 < h, 0 <= y0 + 1 < h
                     left, right = 0 <= x0 < w, 0 <= x0 + 1 < w
                     for k in range(channels):
                         v = 0.0
+                        inside = 0.0
                         if top and left:
                             v += w00 * x[n, k, y0, x0]
+                            inside += w00
                         if top and right:
                             v += w01 * x[n, k, y0, x0 + 1]
+                            inside += w01
                         if bottom and left:
                             v += w10 * x[n, k, y0 + 1, x0]
+                            inside += w10
                         if bottom and right:
                             v += w11 * x[n, k, y0 + 1, x0 + 1]
-                        out[n, k, i, j] = v
+                            inside += w11
+                        out[n, k, i, j] = scale[k] * v + shift[k] * inside
 
     @jit
-    def adjoint_kernel(g, coef, out):
+    def adjoint_kernel(g, coef, scale, out):
         n_images, channels, h, w = out.shape
         ho, wo = g.shape[2], g.shape[3]
         for n in numba.prange(n_images):  # one image each: its pixels are written by this thread only
@@ -172,7 +195,7 @@ def _compile():
                     w00 = 1.0 - fx - w10
                     if x0 >= 0 and y0 >= 0 and x0 + 1 < w and y0 + 1 < h:
                         for k in range(channels):
-                            v = g[n, k, i, j]
+                            v = scale[k] * g[n, k, i, j]
                             out[n, k, y0, x0] += w00 * v
                             out[n, k, y0, x0 + 1] += w01 * v
                             out[n, k, y0 + 1, x0] += w10 * v
@@ -181,7 +204,7 @@ def _compile():
                         top, bottom = 0 <= y0 < h, 0 <= y0 + 1 < h
                         left, right = 0 <= x0 < w, 0 <= x0 + 1 < w
                         for k in range(channels):
-                            v = g[n, k, i, j]
+                            v = scale[k] * g[n, k, i, j]
                             if top and left:
                                 out[n, k, y0, x0] += w00 * v
                             if top and right:

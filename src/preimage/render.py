@@ -153,8 +153,8 @@ def render(
             for step in range(steps):
                 opt.zero_grad(set_to_none=True)
                 images = image_param()
-                normalized = model.normalize(images)
-                seen = pipeline(normalized, generator, fill) if pipeline else normalized
+                # the preprocessing runs inside the resampling when there are transforms
+                seen = pipeline(images, generator, fill, model.affine(images)) if pipeline else model.normalize(images)
                 ctx = context(images, model.memory_format(seen), cap)
                 values = objective(ctx)
                 loss = -values.sum()
