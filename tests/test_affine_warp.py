@@ -102,3 +102,20 @@ def test_pipeline_with_normalization_and_fill_equals_normalizing_first():
         g = torch.randn_like(got)
         assert torch.allclose(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0], atol=1e-4)
     assert torch.equal(Pipeline([])(x, None, None, (scale, shift)), torch.addcmul(shift, x, scale))
+
+
+def test_first_use_leaves_torch_thread_count_alone():
+    # Numba's OpenMP start-up set the process's thread count: a Ray worker asked for one thread got two
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, torch\n"
+        "torch.set_num_threads(1)\n"
+        "from preimage import affine_warp as W\n"
+        "x = torch.rand(2, 3, 8, 8, requires_grad=True)\n"
+        "W.warp(x, W.coefficients(np.repeat(np.eye(3)[None], 2, 0), (8, 8), (8, 8)), (8, 8)).sum().backward()\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1"]

@@ -94,8 +94,7 @@ class _Warp(torch.autograd.Function):
         x = images.detach().contiguous()
         out = torch.empty((x.shape[0], x.shape[1], *out_hw), dtype=x.dtype)
         forward_kernel, _ = _kernels()
-        _threads()
-        forward_kernel(x.numpy(), coef, scale, shift, out.numpy())
+        _run(forward_kernel, x.numpy(), coef, scale, shift, out.numpy())
         ctx.coef, ctx.scale, ctx.in_shape = coef, scale, tuple(x.shape)
         return out
 
@@ -104,16 +103,19 @@ class _Warp(torch.autograd.Function):
         g = grad_out.detach().contiguous()
         grad = torch.empty(ctx.in_shape, dtype=g.dtype)
         _, adjoint_kernel = _kernels()
-        _threads()
-        adjoint_kernel(g.numpy(), ctx.coef, ctx.scale, grad.numpy())
+        _run(adjoint_kernel, g.numpy(), ctx.coef, ctx.scale, grad.numpy())
         return grad, None, None, None, None
 
 
-def _threads():
-    """As many threads as PyTorch uses (``torch.set_num_threads`` holds here too)."""
+def _run(kernel, *args):
+    """Run a kernel on as many threads as PyTorch uses (``torch.set_num_threads`` holds here too)."""
     import numba
 
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    kernel(*args)
+    if torch.get_num_threads() != threads:  # Numba's OpenMP start-up sets the count process-wide
+        torch.set_num_threads(threads)
 
 
 _KERNELS = {}

@@ -80,7 +80,9 @@ class WindowedCrops(Pipeline):
         out = torch.gather(flat, 2, index).view(n, c, -1, s, s).transpose(1, 2)  # N x K x C x s x s
         return (out * self.window(images)).reshape(-1, c, s, s)
 
-    def __call__(self, images, generator=None, fill_value=None):
+    def __call__(self, images, generator=None, fill_value=None, affine=None):
+        if affine is not None:  # the model's normalization first: the window fades to its zero
+            images = torch.addcmul(affine[1], images, affine[0])
         n, _, h, w = images.shape
         ys = torch.randint(0, h - self.size + 1, (n, self.k), generator=generator)
         xs = torch.randint(0, w - self.size + 1, (n, self.k), generator=generator)
