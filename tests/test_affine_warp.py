@@ -119,3 +119,22 @@ def test_first_use_leaves_torch_thread_count_alone():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1"]
+
+
+def test_a_forked_child_resamples_with_grid_sample():
+    # Numba's GNU OpenMP layer kills a forked child that starts a parallel loop the parent started
+    import multiprocessing
+
+    coef = affine_warp.coefficients(_maps(2, 9), (12, 12), (12, 12))
+    x = torch.rand(2, 3, 12, 12)
+    want = affine_warp.warp(x, coef, (12, 12))  # the parent's kernels are running now
+    queue = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(target=_warp_into, args=(queue, x, coef))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0 and torch.allclose(torch.from_numpy(got), want, atol=1e-5)
+
+
+def _warp_into(queue, x, coef):
+    queue.put(affine_warp.warp(x, coef, (12, 12)).numpy())  # a tensor would travel as a file descriptor of the exiting child

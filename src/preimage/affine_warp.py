@@ -14,9 +14,9 @@ largest cost of a render step after the network itself at shallow layers
   bit-reproducible.
 
 Without Numba (or with ``PREIMAGE_NUMBA=0``), off the CPU, or for dtypes other
-than float32/float64, grid_sample does the work. Numba's OpenMP threading
-layer, like PyTorch's, is not safe to use again in a process forked after it
-ran; processes started afresh (Ray's workers, subprocesses) are fine.
+than float32/float64, grid_sample does the work; so it does in a process forked
+from one that set the kernels up, because Numba's GNU OpenMP threading layer
+terminates a forked child that starts a parallel loop.
 
 Coefficients: ``coef[n] = (a, b, c, d, e, f)`` sends output pixel (row i,
 column j) to the input position (row ``d*j + e*i + f``, column ``a*j + b*i + c``),
@@ -74,7 +74,7 @@ def warp(images, coef, out_hw, scale=None, shift=None):
     c = images.shape[1]
     s = np.ones(c) if scale is None else _per_channel(scale, c)
     t = np.zeros(c) if shift is None else _per_channel(shift, c)
-    if images.device.type == "cpu" and images.dtype in (torch.float32, torch.float64) and _kernels() is not None:
+    if images.device.type == "cpu" and images.dtype in (torch.float32, torch.float64) and _kernels() is not None and _KERNELS["pid"] == os.getpid():
         return _Warp.apply(images, coef, out_hw, s, t)
     if scale is not None or shift is not None:
         view = (1, c, 1, 1)
@@ -124,7 +124,7 @@ _KERNELS = {}
 def _kernels():
     """(forward, adjoint) compiled on first use (cached on disk by Numba), or None."""
     if "k" not in _KERNELS:
-        _KERNELS["k"] = None
+        _KERNELS["k"], _KERNELS["pid"] = None, os.getpid()
         if os.environ.get("PREIMAGE_NUMBA", "1") != "0":
             try:
                 _KERNELS["k"] = _compile()
