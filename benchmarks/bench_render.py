@@ -16,8 +16,9 @@ run after ``keep_freed_memory`` (see ``preimage.cpu_memory``), which the
 render loop calls and which then holds for every tool in this process,
 Lucent included.
 
-Rounds alternate the tools so that machine noise hits both alike; the
-figures are medians over rounds.
+Rounds alternate the tools so that machine noise hits both alike; times
+are medians over rounds, and ratios (speed-up, overhead, ours / as loaded)
+medians of the ratios within each round.
 
     python benchmarks/bench_render.py [--size 128] [--steps 10] [--rounds 5]
 """
@@ -125,10 +126,14 @@ def main():
             t_bare.append(bare(model, layer, n, args.size, args.steps))
             t_plain.append(bare(model, layer, n, args.size, args.steps, model.module))
         o, l, b, p = (statistics.median(t) for t in (t_ours, t_luc, t_bare, t_plain))
-        rows.append((name, n, n / o, n / l, l / o, b * 1000, o * 1000, o / b - 1, p * 1000, o / p))
+        # ratios within each round, then their median: the machine's speed drifts between rounds
+        speed_up = statistics.median(lr / orr for lr, orr in zip(t_luc, t_ours))
+        overhead = statistics.median(orr / br for orr, br in zip(t_ours, t_bare)) - 1
+        loaded = statistics.median(orr / pr for orr, pr in zip(t_ours, t_plain))
+        rows.append((name, n, n / o, n / l, speed_up, b * 1000, o * 1000, overhead, p * 1000, loaded))
         print(
-            f"{name:28} {n:>3} {n / o:>20.1f} {n / l:>18.1f} {l / o:>8.2f}x {b * 1000:>8.1f} {o * 1000:>8.1f} {100 * (o / b - 1):>8.1f}%"
-            f" {p * 1000:>13.1f} {o / p:>11.2f}x"
+            f"{name:28} {n:>3} {n / o:>20.1f} {n / l:>18.1f} {speed_up:>8.2f}x {b * 1000:>8.1f} {o * 1000:>8.1f} {100 * overhead:>8.1f}%"
+            f" {p * 1000:>13.1f} {loaded:>11.2f}x"
         )
     return rows
 
