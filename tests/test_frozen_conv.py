@@ -130,7 +130,7 @@ def test_alexnet_copy_shares_the_weights_and_keeps_the_gradients(alexnet):
 
 
 FAULTS = """
-import resource, sys, torch
+import resource, statistics, sys, torch
 import preimage
 from preimage.cpu_memory import keep_freed_memory
 from preimage.models.layers import capture
@@ -150,7 +150,7 @@ for _ in range(6):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step()
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(min(faults))
+print(statistics.median(faults))
 """
 
 
@@ -162,8 +162,9 @@ def test_kept_memory_is_not_faulted_in_again():
         out = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True)
         return float(out.stdout.strip().splitlines()[-1])
 
-    # the fewest pages faulted in by one of six steps (malloc's heap takes a few steps to reach
-    # its peak, and this machine's memory reclaim may take back idle pages now and then)
+    # the median over six steps: malloc's heap takes a few steps to reach its peak, this machine's
+    # memory reclaim may take back idle pages now and then, and glibc's adaptive mmap threshold
+    # can spare the default one step (a clean-clone run saw one step of 191 pages)
     default, kept = faults("default"), faults("keep")
     assert default > 5000  # measured: 25,000 to 45,000 pages (100-180 MB) every step
     assert kept < 0.02 * default  # measured: 0
