@@ -31,6 +31,7 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 
 def coefficients(matrices, in_hw, out_hw):
@@ -51,14 +52,17 @@ def coefficients(matrices, in_hw, out_hw):
 
 
 def grid(coef, in_hw, out_hw, dtype=torch.float32, device="cpu"):
-    """grid_sample's (N, Ho, Wo, 2) grid (align_corners=False) for the coefficients."""
+    """grid_sample's (N, Ho, Wo, 2) grid (align_corners=False) for the coefficients, built on ``device``."""
     (h, w), (ho, wo) = in_hw, out_hw
-    c = torch.as_tensor(coef, dtype=torch.float64)[:, :, None, None]
-    j = torch.arange(wo, dtype=torch.float64).view(1, 1, wo)
-    i = torch.arange(ho, dtype=torch.float64).view(1, ho, 1)
-    col = c[:, 0] * j + c[:, 1] * i + c[:, 2]
-    row = c[:, 3] * j + c[:, 4] * i + c[:, 5]
-    return torch.stack(((2 * col + 1) / w - 1, (2 * row + 1) / h - 1), dim=-1).to(dtype=dtype, device=device)
+    # in grid_sample's units x = (2 col + 1) / w - 1: the same affine form with rescaled coefficients
+    norm = 2 * np.asarray(coef, dtype=np.float64) / np.array([w, w, w, h, h, h], dtype=np.float64)
+    norm[:, 2] += 1.0 / w - 1.0
+    norm[:, 5] += 1.0 / h - 1.0
+    t = torch.as_tensor(norm, dtype=dtype).to(device)
+    per_j, per_i, offset = (t[:, [k, k + 3]].view(-1, 1, 1, 2) for k in range(3))
+    j = torch.arange(wo, dtype=dtype, device=device).view(1, 1, wo, 1)
+    i = torch.arange(ho, dtype=dtype, device=device).view(1, ho, 1, 1)
+    return torch.addcmul(torch.addcmul(offset, i, per_i), j, per_j)
 
 
 def warp(images, coef, out_hw, scale=None, shift=None):
@@ -85,6 +89,8 @@ def warp(images, coef, out_hw, scale=None, shift=None):
 
 def _per_channel(values, channels):
     v = values.detach().double().cpu().flatten().numpy() if torch.is_tensor(values) else np.asarray(values, dtype=np.float64).ravel()
+    if v.size not in (1, channels):  # the kernels do not check bounds
+        raise ValueError(f"per-channel scale or shift has {v.size} values for {channels} channels; give 1 or {channels}")
     return np.ascontiguousarray(np.broadcast_to(v, (channels,)) if v.size == 1 else v)
 
 
@@ -99,6 +105,7 @@ class _Warp(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):
         g = grad_out.detach().contiguous()
         grad = torch.empty(ctx.in_shape, dtype=g.dtype)
