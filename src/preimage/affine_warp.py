@@ -65,13 +65,15 @@ def grid(coef, in_hw, out_hw, dtype=torch.float32, device="cpu"):
     return torch.addcmul(torch.addcmul(offset, i, per_i), j, per_j)
 
 
-def warp(images, coef, out_hw, scale=None, shift=None):
+def warp(images, coef, out_hw, scale=None, shift=None, channels_last=False):
     """Resample N x C x H x W images to N x C x Ho x Wo through the per-image affine maps ``coef``.
 
     scale, shift: per channel (C values each), applied to the images before the
     resampling, so that outside the image the result is 0 in the shifted units
     (the render loop passes the model's normalization: 0 is its mean colour).
-    The kernels apply them in the same pass.
+    The kernels apply them in the same pass. channels_last: the result in that
+    memory format, written so by the kernel (a network that runs channels-last
+    would otherwise copy it, and its gradient back, once more each step).
     """
     out_hw = (int(out_hw[0]), int(out_hw[1]))
     coef = np.ascontiguousarray(coef, dtype=np.float64)
@@ -79,12 +81,13 @@ def warp(images, coef, out_hw, scale=None, shift=None):
     s = np.ones(c) if scale is None else _per_channel(scale, c)
     t = np.zeros(c) if shift is None else _per_channel(shift, c)
     if images.device.type == "cpu" and images.dtype in (torch.float32, torch.float64) and _kernels() is not None and _KERNELS["pid"] == os.getpid():
-        return _Warp.apply(images, coef, out_hw, s, t)
+        return _Warp.apply(images, coef, out_hw, s, t, channels_last)
     if scale is not None or shift is not None:
         view = (1, c, 1, 1)
         images = torch.addcmul(torch.as_tensor(t, dtype=images.dtype, device=images.device).view(view), images, torch.as_tensor(s, dtype=images.dtype, device=images.device).view(view))
     g = grid(coef, images.shape[-2:], out_hw, images.dtype, images.device)
-    return F.grid_sample(images, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(images, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
 
 def _per_channel(values, channels):
@@ -96,9 +99,10 @@ def _per_channel(values, channels):
 
 class _Warp(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, images, coef, out_hw, scale, shift):
+    def forward(ctx, images, coef, out_hw, scale, shift, channels_last):
         x = images.detach().contiguous()
-        out = torch.empty((x.shape[0], x.shape[1], *out_hw), dtype=x.dtype)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        out = torch.empty((x.shape[0], x.shape[1], *out_hw), dtype=x.dtype, memory_format=fmt)
         forward_kernel, _ = _kernels()
         _run(forward_kernel, x.numpy(), coef, scale, shift, out.numpy())
         ctx.coef, ctx.scale, ctx.in_shape = coef, scale, tuple(x.shape)
@@ -107,11 +111,13 @@ class _Warp(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        g = grad_out.detach().contiguous()
+        g = grad_out.detach()
+        if not (g.is_contiguous() or g.is_contiguous(memory_format=torch.channels_last)):
+            g = g.contiguous()  # the kernel reads any strides, but a dense layout keeps its reads local
         grad = torch.empty(ctx.in_shape, dtype=g.dtype)
         _, adjoint_kernel = _kernels()
         _run(adjoint_kernel, g.numpy(), ctx.coef, ctx.scale, grad.numpy())
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
 
 
 def _run(kernel, *args):

@@ -154,7 +154,7 @@ def render(
                 opt.zero_grad(set_to_none=True)
                 images = image_param()
                 # the preprocessing runs inside the resampling when there are transforms
-                seen = pipeline(images, generator, fill, model.affine(images)) if pipeline else model.normalize(images)
+                seen = pipeline(images, generator, fill, model.affine(images), model.channels_last) if pipeline else model.normalize(images)
                 ctx = context(images, model.memory_format(seen), cap)
                 values = objective(ctx)
                 loss = -values.sum()

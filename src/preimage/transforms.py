@@ -180,24 +180,25 @@ class Pipeline:
         left = dw // 2 if dw >= 0 else -((-dw) // 2)
         return F.pad(images, (left, dw - left, top, dh - top))
 
-    def __call__(self, images, generator=None, fill_value=None, affine=None):
+    def __call__(self, images, generator=None, fill_value=None, affine=None, channels_last=False):
         """The transformed images; ``affine`` = (scale, shift) per channel is applied first, in the same pass.
 
         Outside the image the result is ``fill_value`` (per channel, in the units after
-        ``affine``), 0 by default.
+        ``affine``), 0 by default. channels_last: the result in that memory format.
         """
         if not self.steps:
-            return images if affine is None else torch.addcmul(affine[1], images, affine[0])
+            out = images if affine is None else torch.addcmul(affine[1], images, affine[0])
+            return out.contiguous(memory_format=torch.channels_last) if channels_last else out
         n, c, h, w = images.shape
         total, out = self.matrices(n, (h, w), generator)
         coef = coefficients(total, (h, w), out)
         scale, shift = affine if affine is not None else (None, None)
         if fill_value is None:
-            return warp(images, coef, out, scale, shift)
+            return warp(images, coef, out, scale, shift, channels_last)
         fill = torch.as_tensor(fill_value, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
         # resample x * scale + shift - fill, whose outside is 0, then add the fill back
         shift = -fill if shift is None else shift - fill
-        return warp(images, coef, out, scale, shift) + fill
+        return warp(images, coef, out, scale, shift, channels_last) + fill
 
 
 def _numbers(text):
