@@ -66,6 +66,49 @@ def test_fused_activation_values_and_gradient(phase_kernels, clamp):
     assert torch.allclose(r2, r1, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pointwise_gradient_of_a_spatial_mean_is_one_broadcast_product(channels_last):
+    from preimage.models.frozen_conv import _FrozenConv2d
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 5, 7, 6, generator=g, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(4, 5, 1, 1, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    pick = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    # a spatial mean's gradient reaches the map as a broadcast (stride 0 over rows and columns)
+    mean_of = lambda y: (pick * y.mean((2, 3))).sum()
+    (r1,) = torch.autograd.grad(mean_of(F.conv2d(x1, w, b)), x1)
+    y2 = _FrozenConv2d.apply(x2, w, b, (1, 1), (0, 0, 0, 0), 1, None, None)
+    grad_out = (pick / 42).view(3, 4, 1, 1).expand(3, 4, 7, 6)
+    (r2,) = torch.autograd.grad(y2, x2, grad_out)
+    assert r2.stride()[2:] == (0, 0)  # the shortcut ran: no pass over the map
+    assert torch.allclose(r2, r1, rtol=1e-12, atol=1e-12)
+    # a gradient that varies over the map takes the full backward pass
+    dense = torch.randn(3, 4, 7, 6, generator=g, dtype=torch.float64)
+    (r3,) = torch.autograd.grad(F.conv2d(x1, w, b), x1, dense)
+    (r4,) = torch.autograd.grad(_FrozenConv2d.apply(x2, w, b, (1, 1), (0, 0, 0, 0), 1, None, None), x2, dense)
+    assert torch.allclose(r4, r3, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layer", ["_blocks.0", "_blocks.2"])
+def test_lite0_channel_gradients_through_the_pointwise_shortcut(lite0, layer):
+    from preimage import objectives as O
+    from preimage.objectives import Context
+
+    x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(6))
+    obj = O.channel(layer, [0, 3, 5, 7])
+    grads = []
+    for module in (lite0.runner([layer]), lite0.module):
+        xi = x.clone().requires_grad_()
+        with capture(module, [layer]) as c:
+            acts = c.run(lite0.memory_format(lite0.preprocess(xi)))
+        (grad,) = torch.autograd.grad(obj(Context(acts, xi, None)).sum(), xi)
+        grads.append(grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-5 * grads[1].abs().max())
+
+
 def _value_and_input_gradient(module, model, x, layer):
     x = x.clone().requires_grad_()
     with capture(module, [layer]) as c:

@@ -18,6 +18,12 @@ we compute it with the forward kernels:
   and columns of the result. Dense layers run all phases as one convolution;
   depthwise ones one depthwise convolution per phase.
 
+A 1 x 1 convolution (stride 1, no padding, one group) whose output gradient
+is the same at every position, as a spatial mean sends back (the channel
+objective, read at the projection that ends a mobile block), has an input
+gradient that is the same at every position too: one small matrix product,
+broadcast, instead of a backward pass over the whole map.
+
 A ReLU or ReLU6 that follows the convolution can run inside it (``clamp``):
 on the CPU as a oneDNN post-op, the way PyTorch's compiler fuses it, and its
 backward masks the output gradient with the clamped output.
@@ -175,10 +181,21 @@ class _FrozenConv2d(torch.autograd.Function):
             grad_out = torch.ops.aten.hardtanh_backward(grad_out, y, clamp[0], clamp[1])
         if kernel is not None:
             grad = input_gradient(grad_out, kernel, stride, padding, groups, shape)
+        elif _pointwise(weight, stride, padding, groups) and _constant_over_space(grad_out):
+            grad = torch.mm(grad_out[:, :, 0, 0], weight.flatten(1)).view(shape[0], shape[1], 1, 1).expand(shape)
         else:
             top, _, left, _ = padding
             grad = torch.ops.aten.convolution_backward(grad_out, x, weight, None, list(stride), [top, left], [1, 1], False, [0, 0], groups, [True, False, False])[0]
         return grad, None, None, None, None, None, None, None
+
+
+def _pointwise(weight, stride, padding, groups):
+    return weight.shape[-2:] == (1, 1) and tuple(stride) == (1, 1) and not any(padding) and groups == 1
+
+
+def _constant_over_space(t):
+    """A broadcast along both spatial axes (stride 0), as ``expand`` makes it."""
+    return t.dim() == 4 and t.stride(2) == 0 and t.stride(3) == 0
 
 
 def frozen_conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), groups=1, kernel=None, clamp=None):
@@ -246,7 +263,8 @@ def speed_up_convolutions(module, clamps=None):
     """Route frozen convolutions of ``module`` (in place) through ``_FrozenConv2d``.
 
     A convolution is routed when its input gradient pays to compute with
-    forward convolutions, or when ``clamps`` (module -> (lo, hi)) fuses an
+    forward convolutions, when it is a 1 x 1 convolution (for the broadcast
+    gradient above), or when ``clamps`` (module -> (lo, hi)) fuses an
     activation into it; the caller then removes that activation from the
     module tree. Values, module paths and hooks are otherwise unchanged.
     Returns the number of convolutions routed.
@@ -257,7 +275,7 @@ def speed_up_convolutions(module, clamps=None):
         if not _eligible(m):
             continue
         phase = _forward_convolutions_pay(m)
-        if not phase and m not in clamps:
+        if not phase and m not in clamps and not _pointwise(m.weight, m.stride, (*m.padding, *m.padding), m.groups):
             continue
         m._phase_kernels = phase
         m._fused_clamp = clamps.get(m)
