@@ -11,7 +11,9 @@ Also printed: our step time divided by a bare forward + backward of the
 truncated model on the same batch, the overhead of our loop. The bare pass is
 timed twice: through the module our loop runs ("bare": the fast copy, with
 batch norms folded, TF padding absorbed and input gradients computed by
-forward convolutions) and through the network as loaded ("as loaded"). Both
+forward convolutions) and through the network as loaded ("as loaded"), on the
+same channels-last input our loop feeds it, sending back the gradient of each
+channel's spatial mean: a broadcast, as the channel objective sends. Both
 run after ``keep_freed_memory`` (see ``preimage.cpu_memory``), which the
 render loop calls and which then holds for every tool in this process,
 Lucent included.
@@ -91,7 +93,7 @@ def lucent_run(module, layer, channels, size, steps):
 
 
 def bare(model, layer, n, size, steps, module=None):
-    """Forward to the layer and backward to the input, nothing else.
+    """Forward to the layer and backward to the input, nothing else, with a channel objective's gradient.
 
     module: None for the module our loop runs (the fast copy: batch norms folded, padding
     absorbed, input gradients as forward convolutions); ``model.module`` for the network as loaded.
@@ -100,7 +102,9 @@ def bare(model, layer, n, size, steps, module=None):
     with capture(module if module is not None else model.runner([layer]), [layer]) as c:
         t = time.perf_counter()
         for _ in range(steps):
-            c.run(model.preprocess(x))[layer].mean().backward()
+            out = c.run(model.memory_format(model.preprocess(x)))[layer]
+            # the gradient a channel objective sends: each channel's spatial mean, a broadcast
+            out.backward(torch.full(out.shape[:2] + (1, 1), 1.0 / out[0, 0].numel()).expand_as(out))
     return (time.perf_counter() - t) / steps
 
 
