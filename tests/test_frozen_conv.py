@@ -208,9 +208,15 @@ def test_kept_memory_is_not_faulted_in_again():
     # the median over six steps: malloc's heap takes a few steps to reach its peak, this machine's
     # memory reclaim may take back idle pages now and then, and glibc's adaptive mmap threshold
     # can spare the default one step (a clean-clone run saw one step of 191 pages)
-    default, kept = faults("default"), faults("keep")
+    default = faults("default")
     assert default > 5000  # measured: 25,000 to 45,000 pages (100-180 MB) every step
-    assert kept < 0.02 * default  # measured: 0
+    # up to three fresh processes: once, in a full test run, the kernel took pages back from a
+    # kept heap for several steps (a median of 2,304); kept memory that did not work would fault
+    # like the default in every one
+    kept = []
+    while len(kept) < 3 and (not kept or kept[-1] >= 0.02 * default):
+        kept.append(faults("keep"))
+    assert kept[-1] < 0.02 * default, kept  # measured: 0
 
 
 def test_new_weights_loaded_in_place_make_a_new_fast_copy():

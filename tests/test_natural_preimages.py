@@ -135,13 +135,19 @@ def test_invert_command_writes_errors(tmp_path, capsys):
 
 def test_invert_table_command_on_random_vgg16(tmp_path, capsys):
     out = tmp_path / "table"
-    code = main(["invert-table", "--model", "vgg16", "--weights", "random", "--layers", "conv1_1,conv3_1", "--C", "20,300", "--size", "32", "--limit", "2", "--steps", "40", "--quiet", "--out", str(out)])
+    code = main(["invert-table", "--model", "vgg16", "--weights", "random", "--layers", "conv1_1,conv3_1,fc8", "--C", "1,300", "--size", "32", "--limit", "2", "--steps", "40", "--quiet", "--out", str(out)])
     assert code == 0
     for name in ("table.csv", "table.md", "errors.png", "inversions.png", "result.npz", "metrics.json"):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["mean_error"]) == {"conv1_1", "conv3_1"}
-    assert [c["layer"] for c in metrics["columns"]] == ["features.0", "features.10"]
+    assert set(metrics["mean_error"]) == {"conv1_1", "conv3_1", "fc8"}
+    assert [c["layer"] for c in metrics["columns"]] == ["features.0", "features.10", "classifier.6"]
+    # the paper's C by depth (§5.2.1): 300 up to conv4_3, 1 for the fully connected layers
+    assert metrics["paper_C"] == {"conv1_1": 300.0, "conv3_1": 300.0, "fc8": 1.0}
+    for name, c in metrics["paper_C"].items():
+        assert metrics["paper_C_error"][name]["mean"] == metrics["mean_error"][name][str(c)]
+    row = [line for line in (out / "table.md").read_text().splitlines() if line.startswith("| paper's C by depth")]
+    assert len(row) == 1 and f"{100 * metrics['mean_error']['fc8']['1.0']:.1f}" in row[0] and "(C=1)" in row[0]
 
 
 @pytest.mark.parametrize(

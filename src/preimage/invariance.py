@@ -80,7 +80,8 @@ class WindowedCrops(Pipeline):
         out = torch.gather(flat, 2, index).view(n, c, -1, s, s).transpose(1, 2)  # N x K x C x s x s
         return (out * self.window(images)).reshape(-1, c, s, s)
 
-    def __call__(self, images, generator=None, fill_value=None, affine=None):
+    def __call__(self, images, generator=None, fill_value=None, affine=None, channels_last=False):
+        # channels_last: the render loop converts the crops itself (model.memory_format)
         if affine is not None:  # the model's normalization first: the window fades to its zero
             images = torch.addcmul(affine[1], images, affine[0])
         n, _, h, w = images.shape

@@ -46,27 +46,37 @@ def inversion_table(columns, Cs, images, seeds=1, seed=0, energy=None, jitter=No
 
 
 def write_table(out, columns, Cs, errors, first, images, config):
-    """table.csv, table.md, errors.png, inversions.png, result.npz and metrics.json."""
+    """table.csv, table.md, errors.png, inversions.png, result.npz and metrics.json.
+
+    Beside one row per C, table.md has a row at the paper's C by depth (§5.2.1:
+    300 early, down to 1 for the deepest layers), when those C were run: the
+    setting of Figs. 5-7, and the one the inversion commands use by default.
+    """
     os.makedirs(out, exist_ok=True)
     names = [name for _, _, name in columns]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["model", "layer", "name", "C", "mean_error_percent", "std_error_percent", "images"])
+    chosen = {name: paper_C(model, layer, images.shape[-1]) for model, layer, name in columns}
+    w.writerow(["model", "layer", "name", "C", "mean_error_percent", "std_error_percent", "images", "paper_C"])
     for model, layer, name in columns:
         for c in Cs:
             v = errors[name][float(c)]
-            w.writerow([model.name, model.resolve_layer(layer), name, c, f"{100 * v.mean():.2f}", f"{100 * v.std():.2f}", len(v)])
+            w.writerow([model.name, model.resolve_layer(layer), name, c, f"{100 * v.mean():.2f}", f"{100 * v.std():.2f}", len(v), int(float(c) == chosen[name])])
     atomic_write(os.path.join(out, "table.csv"), buf.getvalue().encode())
 
     lines = ["| C | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for c in Cs:
         cells = [f"{100 * errors[n][float(c)].mean():.1f} ± {100 * errors[n][float(c)].std():.1f}" for n in names]
         lines.append(f"| {c:g} | " + " | ".join(cells) + " |")
+    # the paper's C by depth (§5.2.1), the setting of its Figs. 5-7: large C early, small C deep
+    if all(chosen[n] in errors[n] for n in names):
+        cells = [f"{100 * errors[n][chosen[n]].mean():.1f} ± {100 * errors[n][chosen[n]].std():.1f} (C={chosen[n]:g})" for n in names]
+        lines.append("| paper's C by depth | " + " | ".join(cells) + " |")
     atomic_write(os.path.join(out, "table.md"), ("\n".join(lines) + "\n").encode())
 
-    _plot(os.path.join(out, "errors.png"), names, Cs, errors)
-    chosen = {name: _figure_C(model, layer, Cs, images.shape[-1]) for model, layer, name in columns}
-    _figure(os.path.join(out, "inversions.png"), images[0], [(n, first[(n, chosen[n])], chosen[n]) for n in names])
+    _plot(os.path.join(out, "errors.png"), names, Cs, errors, chosen)
+    shown = {n: chosen[n] if chosen[n] in errors[n] else float(max(Cs)) for n in names}
+    _figure(os.path.join(out, "inversions.png"), images[0], [(n, first[(n, shown[n])], shown[n]) for n in names])
     array = np.stack([np.stack([errors[n][float(c)] for c in Cs]) for n in names])  # columns x C x images
     save_npz(os.path.join(out, "result.npz"), errors=array, columns=np.array(names), C=np.array(Cs, dtype=float))
     metrics = {
@@ -75,20 +85,16 @@ def write_table(out, columns, Cs, errors, first, images, config):
         "C": list(Cs),
         "mean_error": {n: {str(c): float(errors[n][float(c)].mean()) for c in Cs} for n in names},
         "std_error": {n: {str(c): float(errors[n][float(c)].std()) for c in Cs} for n in names},
-        "figure_C": chosen,
+        "figure_C": shown,
+        "paper_C": chosen,
+        "paper_C_error": {n: {"C": chosen[n], "mean": float(errors[n][chosen[n]].mean()), "std": float(errors[n][chosen[n]].std())} for n in names if chosen[n] in errors[n]},
         "files": ["table.csv", "table.md", "errors.png", "inversions.png", "result.npz"],
     }
     save_json(os.path.join(out, "metrics.json"), metrics)
     return metrics
 
 
-def _figure_C(model, layer, Cs, size):
-    """The C shown in the Fig. 5-style figure: the paper's choice if it was run, else the largest."""
-    c = paper_C(model, layer, size)
-    return c if c in [float(x) for x in Cs] else float(max(Cs))
-
-
-def _plot(path, names, Cs, errors):
+def _plot(path, names, Cs, errors, chosen):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names)), 4))
     x = np.arange(len(names))
@@ -96,6 +102,9 @@ def _plot(path, names, Cs, errors):
         mean = np.array([100 * errors[n][float(c)].mean() for n in names])
         std = np.array([100 * errors[n][float(c)].std() for n in names])
         ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=f"C = {c:g}")
+    picked = [(k, 100 * errors[n][chosen[n]].mean()) for k, n in enumerate(names) if chosen[n] in errors[n]]
+    if picked:
+        ax.plot(*zip(*picked), color="black", linestyle="--", marker="s", label="paper's C by depth")
     ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("normalized reconstruction error (%)")
     ax.legend()
