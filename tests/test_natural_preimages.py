@@ -133,6 +133,18 @@ def test_invert_command_writes_errors(tmp_path, capsys):
     assert (out / "grid.png").exists() and len(metrics["images"]) == 2
 
 
+def test_bounded_photograph_error_is_zero_inside_the_bound_and_counts_what_it_clips(lite0):
+    # B+ = 160 paper units around the mean colour: a grey image is inside it, black and white are not
+    g = torch.Generator().manual_seed(0)
+    grey = (torch.tensor(lite0.display_mean()).view(1, 3, 1, 1) + 0.05 * torch.randn(2, 3, 32, 32, generator=g)).clamp(0, 1)
+    assert torch.equal(NP.bounded_photograph_error(lite0, "_blocks.0", grey), torch.zeros(2))
+    stark = (torch.rand(1, 1, 32, 32, generator=g) > 0.5).float().expand(1, 3, 32, 32)
+    clipped = NP.bounded_photograph_error(lite0, "_blocks.0", stark)
+    assert 0.05 < float(clipped) < 1
+    # with B and so B+ twice as large nothing is clipped
+    assert float(NP.bounded_photograph_error(lite0, "_blocks.0", stark, NP.Energy(B=160.0))) == 0
+
+
 def test_invert_table_command_on_random_vgg16(tmp_path, capsys):
     out = tmp_path / "table"
     code = main(["invert-table", "--model", "vgg16", "--weights", "random", "--layers", "conv1_1,conv3_1,fc8", "--C", "1,300", "--size", "32", "--limit", "2", "--steps", "40", "--quiet", "--out", str(out)])
@@ -146,6 +158,7 @@ def test_invert_table_command_on_random_vgg16(tmp_path, capsys):
     assert metrics["paper_C"] == {"conv1_1": 300.0, "conv3_1": 300.0, "fc8": 1.0}
     for name, c in metrics["paper_C"].items():
         assert metrics["paper_C_error"][name]["mean"] == metrics["mean_error"][name][str(c)]
+    assert set(metrics["bounded_photograph_error"]) == {"conv1_1", "conv3_1", "fc8"}
     row = [line for line in (out / "table.md").read_text().splitlines() if line.startswith("| paper's C by depth")]
     assert len(row) == 1 and f"{100 * metrics['mean_error']['fc8']['1.0']:.1f}" in row[0] and "(C=1)" in row[0]
 

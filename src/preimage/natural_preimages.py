@@ -346,6 +346,26 @@ def invert(model, layer, images, C=None, mask_window=None, mask_channels=None, s
     return PreimageResult(pre.window(result.images), result.images, errors, result, meta, config)
 
 
+def bounded_photograph_error(model, layer, images, energy=None):
+    """‖Φ(P(x0)) - Φ(x0)‖ / ‖Φ(x0)‖ per image, P projecting every pixel into the ball of radius B+.
+
+    The hard bound of eq. 6 keeps every reconstruction's pixels within B+ of
+    the mean colour (in the paper's units 160: pure black and pure white are
+    outside it, at about 220). The photograph itself, brought inside the bound,
+    has this error: a reconstruction can beat it only by finding a different
+    image with a closer code, so it tells how much of an inversion's error
+    the bound alone explains.
+    """
+    energy = energy or Energy()
+    lo, hi = model.input_range
+    bound = PixelNormBound(energy.B_plus * (hi - lo) / PAPER_RANGE)
+    images = images.to(model.device)
+    with torch.no_grad():
+        phi0 = model.activations(images, [layer])[layer].float().flatten(1)
+        phi = model.activations(bound(images, model), [layer])[layer].float().flatten(1)
+    return ((phi - phi0).norm(dim=1) / phi0.norm(dim=1).clamp_min(1e-12)).cpu()
+
+
 # -- caricature (§7) ---------------------------------------------------------------------------
 
 
