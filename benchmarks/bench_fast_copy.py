@@ -10,6 +10,9 @@
    kernel grown by a zero row and column.
 4. Fused activations: the bare pass to ``_blocks.2`` through the fast copy with and
    without ReLU6 inside the convolutions.
+5. The broadcast gradient of a 1x1 convolution: whole render steps (every channel of
+   ``_blocks.0`` and of ``_blocks.2``, finzi transforms) with the shortcut and with
+   oneDNN's backward for the projection that ends the block.
 
 Medians of alternating rounds in one process (except 1).
 
@@ -145,6 +148,28 @@ def main():
 
     r = alternate({"with": bare(fused), "without": bare(unfused)}, args.rounds)
     print(f"   ReLU6 inside the convolutions {r['with']:6.1f} ms   as separate passes {r['without']:6.1f} ms")
+
+    print("5. render steps of a channel objective: a 1x1 convolution's broadcast gradient as one product, or oneDNN's backward")
+    from preimage import objectives as O
+    from preimage.models import frozen_conv
+
+    shortcut = frozen_conv._constant_over_space
+
+    def step_ms(layer, n, on, steps=12):
+        """Milliseconds per step of the render loop alone (no setup, no final evaluation)."""
+        frozen_conv._constant_over_space = shortcut if on else (lambda t: False)
+        try:
+            r = preimage.render(fused, O.channel(layer, list(range(n))), n=n, size=128, transforms="finzi", steps=steps, progress=False)
+        finally:
+            frozen_conv._constant_over_space = shortcut
+        return 1000 * r.seconds / steps
+
+    for layer, n in (("_blocks.0", 16), ("_blocks.2", 24)):
+        step_ms(layer, n, True, 2), step_ms(layer, n, False, 2)
+        pairs = [(step_ms(layer, n, True), step_ms(layer, n, False)) for _ in range(args.rounds)]
+        on, off = (statistics.median(p[k] for p in pairs) for k in (0, 1))
+        ratio = statistics.median(p[1] / p[0] for p in pairs)
+        print(f"   {layer}, all {n} channels: broadcast product {on:6.2f} ms a step   oneDNN's backward {off:6.2f} ms   ({ratio:.3f}x)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
 
 Prints, for the astronaut at 224 px and C = 300 (the figures the README quotes):
 1. the regularizers of the 14 sample photographs themselves under B = 80, V = B/6.5,
-   their median RGB norm, and B, V measured on them (``Energy.measured``);
+   their median RGB norm, and B, V measured on them (``Energy.measured``); the share of
+   their pixels beyond the hard bound B+ = 160, and the error of the photographs brought
+   inside it (``bounded_photograph_error``) at the stem and the first blocks;
 2. ``_blocks.0``: error and energy per pixel after 100, 300 and 600 steps of Algorithm 1,
    and after Adam at learning rates 1.0 (600 steps) and 0.3 (1500 steps) on the same energy:
    all reach the same minimum, so the error is the energy's, not the optimizer's;
@@ -20,7 +22,7 @@ import torch
 import preimage
 from preimage import natural_preimages as NP
 from preimage import objectives as O
-from preimage.images import sample_images
+from preimage.images import SAMPLE_IMAGES, sample_images
 
 
 def energy_per_pixel(result):
@@ -58,6 +60,11 @@ def main():
     measured = NP.Energy.measured(model, photos)
     print(f"1. 14 photographs, B = 80, V = 12.3: N_α {float(n_alpha.min()):.1f} to {float(n_alpha.max()):.1f}, R_TV {float(tv.min()):.2f} to {float(tv.max()):.1f}")
     print(f"   astronaut: N_α {float(n_alpha[0]):.1f}, R_TV {float(tv[0]):.1f}; median RGB norm {float(rgb):.1f}; measured B = {measured.B:.1f}, V = {measured.V:.1f}")
+    beyond = ((centred * 255).pow(2).sum(1).sqrt() > paper.B_plus).float().flatten(1).mean(1)
+    worst = ", ".join(f"{SAMPLE_IMAGES[i]} {100 * float(beyond[i]):.1f} %" for i in beyond.argsort(descending=True)[:3])
+    print(f"   pixels beyond B+ = {paper.B_plus:g} (black and white are at about 220): {100 * float(beyond.mean()):.1f} % on average; {worst}")
+    floors = {layer: NP.bounded_photograph_error(model, layer, photos) for layer in ("_bn0", "_blocks.0", "_blocks.1", "_blocks.2")}
+    print("   the photographs brought inside B+, error of their own code: " + ", ".join(f"{k} {100 * float(v.mean()):.1f} %" for k, v in floors.items()))
 
     astronaut = sample_images(224, ["astronaut"])
     print("2. _blocks.0, C = 300, paper's constants")
