@@ -46,6 +46,23 @@ def test_values_and_gradient_equal_grid_sample_in_float64(n, in_hw, out_hw, affi
     assert torch.allclose(mine, ref, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_channels_last_output_and_gradient_are_the_same_numbers(compiled, monkeypatch):
+    # the render loop asks for the network's channels-last layout; the gradient then comes back in it
+    if not compiled:
+        monkeypatch.setitem(affine_warp._KERNELS, "k", None)
+    coef = affine_warp.coefficients(_maps(3, 5), (18, 21), (18, 21))
+    x = torch.rand(3, 3, 18, 21, dtype=torch.float64, generator=torch.Generator().manual_seed(6), requires_grad=True)
+    dense = affine_warp.warp(x, coef, (18, 21), [2.0, 1.0, 0.5], [0.1, -0.2, 0.3])
+    last = affine_warp.warp(x, coef, (18, 21), [2.0, 1.0, 0.5], [0.1, -0.2, 0.3], channels_last=True)
+    assert last.is_contiguous(memory_format=torch.channels_last) and not last.is_contiguous()
+    assert torch.equal(last, dense)
+    g = torch.randn(dense.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    (from_dense,) = torch.autograd.grad(dense, x, g)
+    (from_last,) = torch.autograd.grad(last, x, g.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(from_last, from_dense, rtol=0, atol=1e-12)
+
+
 def test_float32_and_the_grid_sample_fallback_agree(monkeypatch):
     coef = affine_warp.coefficients(_maps(4, 7), (20, 20), (20, 20))
     x = torch.rand(4, 3, 20, 20, generator=torch.Generator().manual_seed(4), requires_grad=True)
