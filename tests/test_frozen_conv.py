@@ -93,9 +93,14 @@ def test_pointwise_gradient_of_a_spatial_mean_is_one_broadcast_product(channels_
 
 
 @pytest.mark.parametrize("layer", ["_blocks.0", "_blocks.2"])
-def test_lite0_channel_gradients_through_the_pointwise_shortcut(lite0, layer):
+def test_lite0_channel_gradients_through_the_pointwise_shortcut(lite0, layer, monkeypatch):
     from preimage import objectives as O
+    from preimage.models import frozen_conv
     from preimage.objectives import Context
+
+    taken = []
+    check = frozen_conv._constant_over_space
+    monkeypatch.setattr(frozen_conv, "_constant_over_space", lambda t: taken.append(check(t)) or taken[-1])
 
     x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(6))
     obj = O.channel(layer, [0, 3, 5, 7])
@@ -106,6 +111,7 @@ def test_lite0_channel_gradients_through_the_pointwise_shortcut(lite0, layer):
             acts = c.run(lite0.memory_format(lite0.preprocess(xi)))
         (grad,) = torch.autograd.grad(obj(Context(acts, xi, None)).sum(), xi)
         grads.append(grad)
+    assert taken.count(True) == 1  # the block's projection, through the fast copy only
     assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-5 * grads[1].abs().max())
 
 

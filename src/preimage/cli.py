@@ -284,9 +284,9 @@ def cmd_invert_table(args):
         raise PreimageError("bad --B/--V 'measured' with models whose preprocessing differs; give numbers, or one model at a time")
     energy = _energy(args, constants, models[0], images)
     prior_kw = _prior_kw(args)
-    errors, first = inversion_table(columns, Cs, images, seeds=1, seed=args.seed, energy=energy, jitter=args.jitter, progress=not args.quiet, **prior_kw)
+    errors, first, bounded = inversion_table(columns, Cs, images, seeds=1, seed=args.seed, energy=energy, jitter=args.jitter, progress=not args.quiet, **prior_kw)
     config = {"command": "invert-table", "models": [m.name for m in models], "weights": [m.weights for m in models], "size": size, "images": files, "seed": args.seed, "energy": energy.describe(), "prior": prior_kw["prior"].describe() if prior_kw else None, "prior_weight": args.prior_weight, "argv": sys.argv[1:]}
-    write_table(args.out, columns, Cs, errors, first, images, config)
+    write_table(args.out, columns, Cs, errors, first, images, config, bounded)
     print(open(os.path.join(args.out, "table.md")).read().rstrip())
     print(f"wrote table.csv, table.md, errors.png, inversions.png, result.npz and metrics.json to {args.out}/")
 

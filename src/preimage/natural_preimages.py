@@ -361,8 +361,14 @@ def bounded_photograph_error(model, layer, images, energy=None):
     bound = PixelNormBound(energy.B_plus * (hi - lo) / PAPER_RANGE)
     images = images.to(model.device)
     with torch.no_grad():
+        projected = bound(images, model)
+        # pixels inside the bound stay as they are, exactly (the projection's round trip through
+        # input units is not exact for every input range)
+        scale, shift = model.centering(images)
+        inside = (images * scale + shift).norm(dim=1, keepdim=True) <= bound.bound
+        projected = torch.where(inside, images, projected)
         phi0 = model.activations(images, [layer])[layer].float().flatten(1)
-        phi = model.activations(bound(images, model), [layer])[layer].float().flatten(1)
+        phi = model.activations(projected, [layer])[layer].float().flatten(1)
     return ((phi - phi0).norm(dim=1) / phi0.norm(dim=1).clamp_min(1e-12)).cpu()
 
 

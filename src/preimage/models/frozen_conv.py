@@ -22,7 +22,9 @@ A 1 x 1 convolution (stride 1, no padding, one group) whose output gradient
 is the same at every position, as a spatial mean sends back (the channel
 objective, read at the projection that ends a mobile block), has an input
 gradient that is the same at every position too: one small matrix product,
-broadcast, instead of a backward pass over the whole map.
+broadcast, instead of a backward pass over the whole map. That gradient is
+a stride-0 view (``expand``); the next backward op reads it like any other,
+but a tensor hook that edits it in place must clone it first.
 
 A ReLU or ReLU6 that follows the convolution can run inside it (``clamp``):
 on the CPU as a oneDNN post-op, the way PyTorch's compiler fuses it, and its
@@ -160,7 +162,8 @@ class _FrozenConv2d(torch.autograd.Function):
     """A frozen convolution, optionally followed by a clamp, differentiated with respect to its input only.
 
     kernel: the phase kernel, for the input gradient as forward convolutions;
-    None to use ATen's own backward (which needs the input saved).
+    None to use ATen's own backward (which needs the input saved), or, for a 1 x 1
+    convolution whose output gradient is constant over space, the broadcast product.
     """
 
     @staticmethod
