@@ -46,21 +46,35 @@ def main():
     model = preimage.load_model("efficientnet_lite0")
     settings = Settings(model=model.name, steps=args.steps, size=args.size, chunk=2, repeats=2)
     specs = plan(model, [args.layer], str(2 * args.jobs), ["visualize"], settings)
-    times = {"ray, 1 worker x 1 thread": [], "ray, 2 workers x 1 thread": [], "local, 1 process x 2 threads": []}
+    times = {
+        "ray, 1 worker x 1 thread": [],
+        "ray, 2 workers x 1 thread": [],
+        "local, 1 process x 2 threads": [],
+    }
     for _ in range(args.rounds):
         for workers in (1, 2):
             executor = RayExecutor(workers=workers, threads=1)
-            timed(specs, executor)  # untimed: Ray starts its worker processes and each loads the model
-            times[f"ray, {workers} worker{'s' if workers > 1 else ''} x 1 thread"].append(timed(specs, executor))
+            timed(
+                specs, executor
+            )  # untimed: Ray starts its worker processes and each loads the model
+            times[f"ray, {workers} worker{'s' if workers > 1 else ''} x 1 thread"].append(
+                timed(specs, executor)
+            )
             executor.close()
             while ray.is_initialized():
                 time.sleep(0.1)
         times["local, 1 process x 2 threads"].append(timed(specs, LocalExecutor(threads=2)))
-    print(f"{len(specs)} jobs of {args.layer} visualize, 2 units x {args.steps} steps at {args.size} px each; {os.cpu_count()} cores; median of {args.rounds} rounds")
+    print(
+        f"{len(specs)} jobs of {args.layer} visualize, 2 units x {args.steps} steps at {args.size}"
+        f" px each; {os.cpu_count()} cores; median of {args.rounds} rounds"
+    )
     base = statistics.median(times["ray, 1 worker x 1 thread"])
     for name, values in times.items():
         s = statistics.median(values)
-        print(f"{name:32} {s:7.1f} s  {len(specs) / s * 60:6.1f} jobs/min  throughput x{base / s:.2f} of 1 worker")
+        print(
+            f"{name:32} {s:7.1f} s  {len(specs) / s * 60:6.1f} jobs/min  throughput x{base / s:.2f}"
+            " of 1 worker"
+        )
 
 
 if __name__ == "__main__":

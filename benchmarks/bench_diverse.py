@@ -63,8 +63,14 @@ def main():
         t_search.append((many - once) / args.steps)
         t_bare.append(bare(model, layers, n_images, size, args.steps))
     s, b = statistics.median(t_search), statistics.median(t_bare)
-    print(f"{args.model} {args.layer}: {len(channels)} channels x {len(D.LAMBDAS)} λ x 6 images = {n_images} images of {size}x{size} px, one batch")
-    print(f"search step {1000 * s:.1f} ms = {n_images / s:.0f} image-steps/s; bare forward+backward {1000 * b:.1f} ms; overhead {100 * (s / b - 1):.1f} %")
+    print(
+        f"{args.model} {args.layer}: {len(channels)} channels x {len(D.LAMBDAS)} λ x 6 images ="
+        f" {n_images} images of {size}x{size} px, one batch"
+    )
+    print(
+        f"search step {1000 * s:.1f} ms = {n_images / s:.0f} image-steps/s; bare forward+backward"
+        f" {1000 * b:.1f} ms; overhead {100 * (s / b - 1):.1f} %"
+    )
 
 
 if __name__ == "__main__":

@@ -85,17 +85,30 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {args.rounds} rounds")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {args.rounds}"
+        " rounds"
+    )
 
-    print("1. bare forward + backward, 24 images to _blocks.2, network as loaded (median of 8 steps)")
+    print(
+        "1. bare forward + backward, 24 images to _blocks.2, network as loaded (median of 8 steps)"
+    )
     for mode in ("default", "kept"):
-        out = subprocess.run([sys.executable, "-c", PASS, mode], capture_output=True, text=True, check=True).stdout.split()
-        print(f"   malloc {mode:8} {float(out[0]):7.1f} ms   {int(out[1]):7d} pages faulted in per step")
+        out = subprocess.run(
+            [sys.executable, "-c", PASS, mode], capture_output=True, text=True, check=True
+        ).stdout.split()
+        print(
+            f"   malloc {mode:8} {float(out[0]):7.1f} ms   {int(out[1]):7d} pages faulted in per"
+            " step"
+        )
 
     keep_freed_memory()
     cl = torch.channels_last
     g = torch.Generator().manual_seed(0)
-    print("2. one convolution, forward + backward to its input: oneDNN's backward against forward convolutions")
+    print(
+        "2. one convolution, forward + backward to its input: oneDNN's backward against forward"
+        " convolutions"
+    )
     cases = [
         ("3x3 depthwise, 32 ch, 16 x 64 x 64", 16, 32, 64, 32, 3, 1, 32, 1),
         ("EfficientNet stem, 3 -> 32, stride 2, 16 x 128", 16, 3, 128, 32, 4, 2, 1, 1),
@@ -105,10 +118,15 @@ def main():
         x = torch.randn(n, cin, hw, hw, generator=g).contiguous(memory_format=cl).requires_grad_()
         w = torch.randn(cout, cin // groups, k, k, generator=g).contiguous(memory_format=cl)
         plain = forward_backward(lambda x: F.conv2d(x, w, None, s, p, 1, groups))(x)
-        frozen = forward_backward(lambda x: frozen_conv2d(x, w, None, (s, s), (p, p, p, p), groups))(x)
+        frozen = forward_backward(
+            lambda x: frozen_conv2d(x, w, None, (s, s), (p, p, p, p), groups)
+        )(x)
         fwd = lambda: F.conv2d(x.detach(), w, None, s, p, 1, groups)  # noqa: E731
         r = alternate({"oneDNN": plain, "forward convs": frozen, "forward alone": fwd}, args.rounds)
-        print(f"   {name:48} oneDNN {r['oneDNN']:6.2f} ms   forward convs {r['forward convs']:6.2f} ms   (forward alone {r['forward alone']:5.2f} ms)")
+        print(
+            f"   {name:48} oneDNN {r['oneDNN']:6.2f} ms   forward convs {r['forward convs']:6.2f}"
+            f" ms   (forward alone {r['forward alone']:5.2f} ms)"
+        )
 
     print("3. stride-2 3x3 depthwise with TF padding (0, 1), 24 x 96 x 64 x 64, forward + backward")
     x = torch.randn(24, 96, 64, 64, generator=g).contiguous(memory_format=cl).requires_grad_()
@@ -116,12 +134,17 @@ def main():
     grown = F.pad(w, (1, 0, 1, 0))
     r = alternate(
         {
-            "padded": forward_backward(lambda x: F.conv2d(F.pad(x, (0, 1, 0, 1)), w, None, 2, 0, 1, 96))(x),
+            "padded": forward_backward(
+                lambda x: F.conv2d(F.pad(x, (0, 1, 0, 1)), w, None, 2, 0, 1, 96)
+            )(x),
             "grown kernel": forward_backward(lambda x: F.conv2d(x, grown, None, 2, 1, 1, 96))(x),
         },
         args.rounds,
     )
-    print(f"   separate pad {r['padded']:6.2f} ms   kernel grown, symmetric padding {r['grown kernel']:6.2f} ms")
+    print(
+        f"   separate pad {r['padded']:6.2f} ms   kernel grown, symmetric padding"
+        f" {r['grown kernel']:6.2f} ms"
+    )
 
     print("4. bare forward + backward, 24 images to _blocks.2, through the fast copy")
     import preimage
@@ -147,9 +170,15 @@ def main():
         return run
 
     r = alternate({"with": bare(fused), "without": bare(unfused)}, args.rounds)
-    print(f"   ReLU6 inside the convolutions {r['with']:6.1f} ms   as separate passes {r['without']:6.1f} ms")
+    print(
+        f"   ReLU6 inside the convolutions {r['with']:6.1f} ms   as separate passes"
+        f" {r['without']:6.1f} ms"
+    )
 
-    print("5. render steps of a channel objective: a 1x1 convolution's broadcast gradient as one product, or oneDNN's backward")
+    print(
+        "5. render steps of a channel objective: a 1x1 convolution's broadcast gradient as one"
+        " product, or oneDNN's backward"
+    )
     from preimage import objectives as O
     from preimage.models import frozen_conv
 
@@ -159,7 +188,15 @@ def main():
         """Milliseconds per step of the render loop alone (no setup, no final evaluation)."""
         frozen_conv._constant_over_space = shortcut if on else (lambda t: False)
         try:
-            r = preimage.render(fused, O.channel(layer, list(range(n))), n=n, size=128, transforms="finzi", steps=steps, progress=False)
+            r = preimage.render(
+                fused,
+                O.channel(layer, list(range(n))),
+                n=n,
+                size=128,
+                transforms="finzi",
+                steps=steps,
+                progress=False,
+            )
         finally:
             frozen_conv._constant_over_space = shortcut
         return 1000 * r.seconds / steps
@@ -169,7 +206,10 @@ def main():
         pairs = [(step_ms(layer, n, True), step_ms(layer, n, False)) for _ in range(args.rounds)]
         on, off = (statistics.median(p[k] for p in pairs) for k in (0, 1))
         ratio = statistics.median(p[1] / p[0] for p in pairs)
-        print(f"   {layer}, all {n} channels: broadcast product {on:6.2f} ms a step   oneDNN's backward {off:6.2f} ms   ({ratio:.3f}x)")
+        print(
+            f"   {layer}, all {n} channels: broadcast product {on:6.2f} ms a step   oneDNN's"
+            f" backward {off:6.2f} ms   ({ratio:.3f}x)"
+        )
 
 
 if __name__ == "__main__":

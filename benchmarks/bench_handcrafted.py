@@ -43,20 +43,30 @@ def main():
     torch.set_num_threads(args.threads)
 
     photo = sample_images(SIZE, ["astronaut"])  # 1 x 3 x 512 x 512 in [0, 1]
-    array = np.ascontiguousarray((photo[0] * 255).permute(1, 2, 0).numpy())  # what VLFeat gets: H x W x 3, 0-255
+    array = np.ascontiguousarray(
+        (photo[0] * 255).permute(1, 2, 0).numpy()
+    )  # what VLFeat gets: H x W x 3, 0-255
     cases = []
     for name in ("hog", "hogb", "dsift"):
         model = preimage.load_model(name)
         module, inputs = model.module, model.preprocess(photo)
         if name == "dsift":
-            grey = np.ascontiguousarray(module.grey(torch.from_numpy(array).permute(2, 0, 1)[None])[0, 0].numpy())
+            grey = np.ascontiguousarray(
+                module.grey(torch.from_numpy(array).permute(2, 0, 1)[None])[0, 0].numpy()
+            )
 
             def reference(grey=grey, m=module):
                 vl_dsift(grey, step=m.step, size=m.bin_size, fast=m.fast, float_descriptors=True)
+
         else:
 
             def reference(m=module):
-                vl_hog(array, m.cell_size, n_orientations=m.num_orientations, bilinear_interpolation=m.bilinear)
+                vl_hog(
+                    array,
+                    m.cell_size,
+                    n_orientations=m.num_orientations,
+                    bilinear_interpolation=m.bilinear,
+                )
 
         def ours(module=module, inputs=inputs):
             x = inputs.detach().requires_grad_(True)
@@ -78,11 +88,20 @@ def main():
             c.append(timed(reference))
             b.append(timed(forward))
 
-    print(f"{SIZE}x{SIZE} RGB photograph, median of {args.rounds} alternating rounds, torch threads: {args.threads}")
-    print(f"{'model':<7} {'ours fwd+bwd':>13} {'ours fwd':>9} {'VLFeat fwd':>11} {'ratio fwd+bwd/VLFeat':>21}")
+    print(
+        f"{SIZE}x{SIZE} RGB photograph, median of {args.rounds} alternating rounds, torch threads:"
+        f" {args.threads}"
+    )
+    print(
+        f"{'model':<7} {'ours fwd+bwd':>13} {'ours fwd':>9} {'VLFeat fwd':>11}"
+        f" {'ratio fwd+bwd/VLFeat':>21}"
+    )
     for name, (a, b, c) in times.items():
         ours_ms, fwd_ms, ref_ms = (1e3 * statistics.median(v) for v in (a, b, c))
-        print(f"{name:<7} {ours_ms:>10.1f} ms {fwd_ms:>6.1f} ms {ref_ms:>8.1f} ms {ours_ms / ref_ms:>20.1f}x")
+        print(
+            f"{name:<7} {ours_ms:>10.1f} ms {fwd_ms:>6.1f} ms {ref_ms:>8.1f} ms"
+            f" {ours_ms / ref_ms:>20.1f}x"
+        )
 
 
 if __name__ == "__main__":

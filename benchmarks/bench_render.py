@@ -65,7 +65,16 @@ def steady(run, *args, steps):
 def ours(model, layer, channels, size, steps):
     obj = O.channel(layer, channels) if len(channels) > 1 else O.channel(layer, channels[0])
     t = time.perf_counter()
-    preimage.render(model, obj, n=len(channels), size=size, param="fourier", transforms="finzi", steps=steps, progress=False)
+    preimage.render(
+        model,
+        obj,
+        n=len(channels),
+        size=size,
+        param="fourier",
+        transforms="finzi",
+        steps=steps,
+        progress=False,
+    )
     return time.perf_counter() - t
 
 
@@ -111,9 +120,13 @@ def bare(model, layer, n, size, steps, module=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=8, help="the short run; the long run is three times as many")
+    ap.add_argument(
+        "--steps", type=int, default=8, help="the short run; the long run is three times as many"
+    )
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--frozen-lucent", action="store_true", help="also freeze the parameters of Lucent's model")
+    ap.add_argument(
+        "--frozen-lucent", action="store_true", help="also freeze the parameters of Lucent's model"
+    )
     args = ap.parse_args()
     torch.manual_seed(0)
     keep_freed_memory()
@@ -125,10 +138,15 @@ def main():
             p.requires_grad_(False)
 
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size} px, {args.steps} and {3 * args.steps} steps x {args.rounds} rounds, "
-        f"Fourier + decorrelated, finzi transforms, freed memory kept: {keep_freed_memory()}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size} px,"
+        f" {args.steps} and {3 * args.steps} steps x {args.rounds} rounds, Fourier + decorrelated,"
+        f" finzi transforms, freed memory kept: {keep_freed_memory()}"
     )
-    print(f"{'case':28} {'N':>3} {'preimage img-step/s':>20} {'lucent img-step/s':>18} {'speed-up':>9} {'bare ms':>8} {'ours ms':>8} {'overhead':>9} {'as loaded ms':>13} {'ours/loaded':>12} {'setup ms ours':>14} {'lucent':>7}")
+    print(
+        f"{'case':28} {'N':>3} {'preimage img-step/s':>20} {'lucent img-step/s':>18}"
+        f" {'speed-up':>9} {'bare ms':>8} {'ours ms':>8} {'overhead':>9} {'as loaded ms':>13}"
+        f" {'ours/loaded':>12} {'setup ms ours':>14} {'lucent':>7}"
+    )
     rows = []
     for name, layer, channels in CASES:
         n = len(channels)
@@ -139,21 +157,42 @@ def main():
         bare(model, layer, n, args.size, 2, model.module)
         t_ours, t_luc, t_bare, t_plain, s_ours, s_luc = [], [], [], [], [], []
         for _ in range(args.rounds):
-            for times, setups, run, module in ((t_ours, s_ours, ours, model), (t_luc, s_luc, lucent_run, lucent_model)):
+            for times, setups, run, module in (
+                (t_ours, s_ours, ours, model),
+                (t_luc, s_luc, lucent_run, lucent_model),
+            ):
                 per_step, once = steady(run, module, layer, channels, args.size, steps=args.steps)
                 times.append(per_step)
                 setups.append(once)
             t_bare.append(bare(model, layer, n, args.size, args.steps))
             t_plain.append(bare(model, layer, n, args.size, args.steps, model.module))
-        o, l, b, p, so, sl = (statistics.median(t) for t in (t_ours, t_luc, t_bare, t_plain, s_ours, s_luc))
+        o, l, b, p, so, sl = (
+            statistics.median(t) for t in (t_ours, t_luc, t_bare, t_plain, s_ours, s_luc)
+        )
         # ratios within each round, then their median: the machine's speed drifts between rounds
         speed_up = statistics.median(lr / orr for lr, orr in zip(t_luc, t_ours))
         overhead = statistics.median(orr / br for orr, br in zip(t_ours, t_bare)) - 1
         loaded = statistics.median(orr / pr for orr, pr in zip(t_ours, t_plain))
-        rows.append((name, n, n / o, n / l, speed_up, b * 1000, o * 1000, overhead, p * 1000, loaded, so * 1000, sl * 1000))
+        rows.append(
+            (
+                name,
+                n,
+                n / o,
+                n / l,
+                speed_up,
+                b * 1000,
+                o * 1000,
+                overhead,
+                p * 1000,
+                loaded,
+                so * 1000,
+                sl * 1000,
+            )
+        )
         print(
-            f"{name:28} {n:>3} {n / o:>20.1f} {n / l:>18.1f} {speed_up:>8.2f}x {b * 1000:>8.1f} {o * 1000:>8.1f} {100 * overhead:>8.1f}%"
-            f" {p * 1000:>13.1f} {loaded:>11.2f}x {so * 1000:>14.0f} {sl * 1000:>7.0f}"
+            f"{name:28} {n:>3} {n / o:>20.1f} {n / l:>18.1f} {speed_up:>8.2f}x {b * 1000:>8.1f}"
+            f" {o * 1000:>8.1f} {100 * overhead:>8.1f}% {p * 1000:>13.1f} {loaded:>11.2f}x"
+            f" {so * 1000:>14.0f} {sl * 1000:>7.0f}"
         )
     return rows
 
@@ -167,7 +206,9 @@ def _fresh_efficientnet():
     from efficientnet_lite_pytorch import EfficientNet
 
     with contextlib.redirect_stdout(io.StringIO()):
-        m = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        m = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
     return m.eval()
 
 

@@ -43,8 +43,21 @@ def main(argv=None):
     model = preimage.load_model("efficientnet_lite0")
     rows, summary = [], {}
     for layer in LAYERS:
-        result, extra = visualize(model, [f"{layer}:{args.channels}"], size=args.size, steps=args.steps, transforms="finzi", progress=not args.quiet, compare_natural=True)
-        config = {"command": "examples/demo.py", "model": model.name, "weights": model.weights, "targets": [f"{layer}:{args.channels}"]}
+        result, extra = visualize(
+            model,
+            [f"{layer}:{args.channels}"],
+            size=args.size,
+            steps=args.steps,
+            transforms="finzi",
+            progress=not args.quiet,
+            compare_natural=True,
+        )
+        config = {
+            "command": "examples/demo.py",
+            "model": model.name,
+            "weights": model.weights,
+            "targets": [f"{layer}:{args.channels}"],
+        }
         save_render(result, os.path.join(args.out, layer.replace(".", "_")), config, extra)
         ratios = torch.tensor(extra["ratio_to_natural_p99"])
         summary[layer] = {
@@ -55,12 +68,22 @@ def main(argv=None):
             "seconds": round(result.seconds, 1),
         }
         rows.append((layer, result.images))
-        print(f"{layer:11} {result.steps} steps in {result.seconds:5.1f} s; activation / natural p99: median {ratios.median():.2f}, min {ratios.min():.2f}", flush=True)
+        print(
+            f"{layer:11} {result.steps} steps in {result.seconds:5.1f} s; activation / natural p99:"
+            f" median {ratios.median():.2f}, min {ratios.min():.2f}",
+            flush=True,
+        )
 
     figure = os.path.join(args.out, "depths.png")
     _depth_figure(rows, figure)
-    save_json(os.path.join(args.out, "summary.json"), {"model": model.name, "size": args.size, "steps": args.steps, "layers": summary})
-    print(f"\nwrote {figure} (one row per depth), per-layer folders under {args.out}/ and {os.path.join(args.out, 'summary.json')}")
+    save_json(
+        os.path.join(args.out, "summary.json"),
+        {"model": model.name, "size": args.size, "steps": args.steps, "layers": summary},
+    )
+    print(
+        f"\nwrote {figure} (one row per depth), per-layer folders under {args.out}/ and"
+        f" {os.path.join(args.out, 'summary.json')}"
+    )
     return 0
 
 

@@ -35,7 +35,9 @@ def main(argv=None):
     ap.add_argument("--units", default="0-7")
     ap.add_argument("--alpha", type=float, default=0.0005)
     ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--lambdas", default=None, help="λ values separated by commas (default: the paper's sweep)")
+    ap.add_argument(
+        "--lambdas", default=None, help="λ values separated by commas (default: the paper's sweep)"
+    )
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     a, _, b = args.units.partition("-")
@@ -46,7 +48,9 @@ def main(argv=None):
     if args.lambdas:
         kw["lambdas"] = [float(v) for v in args.lambdas.split(",")]
     plain = diverse(model, args.layer, channels, **kw)
-    with_prior = diverse(model, args.layer, channels, prior=O.log_prior(prior), alpha=args.alpha, **kw)
+    with_prior = diverse(
+        model, args.layer, channels, prior=O.log_prior(prior), alpha=args.alpha, **kw
+    )
 
     rows, units = [], []
     for p, q in zip(plain, with_prior):
@@ -55,10 +59,22 @@ def main(argv=None):
         with torch.no_grad():
             bpd0, bpd1 = float(prior.bits_per_dim(x0).mean()), float(prior.bits_per_dim(x1).mean())
         act0, act1 = float(p.activations[k].mean()), float(q.activations[k].mean())
-        units.append({"channel": p.channel, "lambda": p.lambdas[k], "activation": act0, "activation_with_prior": act1, "activation_ratio": act1 / act0, "bpd": bpd0, "bpd_with_prior": bpd1})
+        units.append(
+            {
+                "channel": p.channel,
+                "lambda": p.lambdas[k],
+                "activation": act0,
+                "activation_with_prior": act1,
+                "activation_ratio": act1 / act0,
+                "bpd": bpd0,
+                "bpd_with_prior": bpd1,
+            }
+        )
         rows.append((f"{p.layer}:{p.channel}\nplain", [(None, im) for im in x0]))
         rows.append((f"λ={p.lambdas[k]:g}\nwith prior", [(None, im) for im in x1]))
-    per_step = lambda sweeps: sum(s.as_dict()["seconds"] for s in sweeps[:1]) / max(1, sweeps[0].as_dict()["steps"])
+    per_step = lambda sweeps: (
+        sum(s.as_dict()["seconds"] for s in sweeps[:1]) / max(1, sweeps[0].as_dict()["steps"])
+    )
     summary = {
         "median_activation_ratio": float(np.median([u["activation_ratio"] for u in units])),
         "min_activation_ratio": float(np.min([u["activation_ratio"] for u in units])),
@@ -70,13 +86,27 @@ def main(argv=None):
     }
     os.makedirs(args.out, exist_ok=True)
     image_rows(rows, os.path.join(args.out, "comparison.png"))
-    save_json(os.path.join(args.out, "metrics.json"), {"config": {**vars(args), "prior_description": prior.describe()}, "units": units, "summary": summary})
+    save_json(
+        os.path.join(args.out, "metrics.json"),
+        {
+            "config": {**vars(args), "prior_description": prior.describe()},
+            "units": units,
+            "summary": summary,
+        },
+    )
     print("| unit | λ | activation (with prior / plain) | bpd plain | bpd with prior |")
     print("|---|---|---|---|---|")
     for u in units:
-        print(f"| {args.layer}:{u['channel']} | {u['lambda']:g} | {u['activation_ratio']:.3f} | {u['bpd']:.2f} | {u['bpd_with_prior']:.2f} |")
-    print(f"median activation ratio {summary['median_activation_ratio']:.3f} (min {summary['min_activation_ratio']:.3f}); median bpd {summary['median_bpd']:.2f} -> {summary['median_bpd_with_prior']:.2f}; "
-          f"{summary['seconds_per_step'] * 1000:.1f} ms per step -> {summary['seconds_per_step_with_prior'] * 1000:.1f} ms with the prior")
+        print(
+            f"| {args.layer}:{u['channel']} | {u['lambda']:g} | {u['activation_ratio']:.3f} |"
+            f" {u['bpd']:.2f} | {u['bpd_with_prior']:.2f} |"
+        )
+    print(
+        f"median activation ratio {summary['median_activation_ratio']:.3f} (min"
+        f" {summary['min_activation_ratio']:.3f}); median bpd {summary['median_bpd']:.2f} ->"
+        f" {summary['median_bpd_with_prior']:.2f}; {summary['seconds_per_step'] * 1000:.1f} ms per"
+        f" step -> {summary['seconds_per_step_with_prior'] * 1000:.1f} ms with the prior"
+    )
     print(f"wrote comparison.png and metrics.json to {args.out}/")
     return 0
 

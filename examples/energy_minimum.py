@@ -38,9 +38,18 @@ def adam(model, layer, image, C, lr, steps):
     area = float(pre.canvas * pre.canvas)
     generator = torch.Generator().manual_seed(0)
     result = preimage.render(
-        model, area * (O.inversion(layer, target, weight=torch.tensor([C])) + pre.regularizers),
-        n=1, size=pre.canvas, param=pre.param(model, 1, generator), transforms=pre.pipeline,
-        optimizer="adam", lr=lr, steps=steps, seed=0, constraints=(pre.constraint,), progress=False,
+        model,
+        area * (O.inversion(layer, target, weight=torch.tensor([C])) + pre.regularizers),
+        n=1,
+        size=pre.canvas,
+        param=pre.param(model, 1, generator),
+        transforms=pre.pipeline,
+        optimizer="adam",
+        lr=lr,
+        steps=steps,
+        seed=0,
+        constraints=(pre.constraint,),
+        progress=False,
     )
     error = (-result.activations[0] / area / C).clamp(min=0).sqrt()
     return float(error), -float(result.trace[-1, 0]) / area
@@ -58,26 +67,54 @@ def main():
     tv = O.tv(paper.beta, paper.V * unit)(ctx)
     rgb = (centred * 255).pow(2).sum(1).sqrt().median()
     measured = NP.Energy.measured(model, photos)
-    print(f"1. 14 photographs, B = 80, V = 12.3: N_α {float(n_alpha.min()):.1f} to {float(n_alpha.max()):.1f}, R_TV {float(tv.min()):.2f} to {float(tv.max()):.1f}")
-    print(f"   astronaut: N_α {float(n_alpha[0]):.1f}, R_TV {float(tv[0]):.1f}; median RGB norm {float(rgb):.1f}; measured B = {measured.B:.1f}, V = {measured.V:.1f}")
+    print(
+        f"1. 14 photographs, B = 80, V = 12.3: N_α {float(n_alpha.min()):.1f} to"
+        f" {float(n_alpha.max()):.1f}, R_TV {float(tv.min()):.2f} to {float(tv.max()):.1f}"
+    )
+    print(
+        f"   astronaut: N_α {float(n_alpha[0]):.1f}, R_TV {float(tv[0]):.1f}; median RGB norm"
+        f" {float(rgb):.1f}; measured B = {measured.B:.1f}, V = {measured.V:.1f}"
+    )
     beyond = ((centred * 255).pow(2).sum(1).sqrt() > paper.B_plus).float().flatten(1).mean(1)
-    worst = ", ".join(f"{SAMPLE_IMAGES[i]} {100 * float(beyond[i]):.1f} %" for i in beyond.argsort(descending=True)[:3])
-    print(f"   pixels beyond B+ = {paper.B_plus:g} (black and white are at about 220): {100 * float(beyond.mean()):.1f} % on average; {worst}")
-    floors = {layer: NP.bounded_photograph_error(model, layer, photos) for layer in ("_bn0", "_blocks.0", "_blocks.1", "_blocks.2")}
-    print("   the photographs brought inside B+, error of their own code: " + ", ".join(f"{k} {100 * float(v.mean()):.1f} %" for k, v in floors.items()))
+    worst = ", ".join(
+        f"{SAMPLE_IMAGES[i]} {100 * float(beyond[i]):.1f} %"
+        for i in beyond.argsort(descending=True)[:3]
+    )
+    print(
+        f"   pixels beyond B+ = {paper.B_plus:g} (black and white are at about 220):"
+        f" {100 * float(beyond.mean()):.1f} % on average; {worst}"
+    )
+    floors = {
+        layer: NP.bounded_photograph_error(model, layer, photos)
+        for layer in ("_bn0", "_blocks.0", "_blocks.1", "_blocks.2")
+    }
+    print(
+        "   the photographs brought inside B+, error of their own code: "
+        + ", ".join(f"{k} {100 * float(v.mean()):.1f} %" for k, v in floors.items())
+    )
 
     astronaut = sample_images(224, ["astronaut"])
     print("2. _blocks.0, C = 300, paper's constants")
     for steps in (100, 300, 600):
-        r = NP.invert(model, "_blocks.0", astronaut, C=300, energy=NP.Energy(steps=steps), progress=False)
-        print(f"   Algorithm 1, {steps:4d} steps: error {100 * float(r.scores[0]):.1f} %, energy {energy_per_pixel(r):.2f} per pixel")
+        r = NP.invert(
+            model, "_blocks.0", astronaut, C=300, energy=NP.Energy(steps=steps), progress=False
+        )
+        print(
+            f"   Algorithm 1, {steps:4d} steps: error {100 * float(r.scores[0]):.1f} %, energy"
+            f" {energy_per_pixel(r):.2f} per pixel"
+        )
     for lr, steps in ((1.0, 600), (0.3, 1500)):
         error, energy = adam(model, "_blocks.0", astronaut, 300.0, lr, steps)
-        print(f"   Adam lr {lr}, {steps:4d} steps: error {100 * error:.1f} %, energy {energy:.2f} per pixel")
+        print(
+            f"   Adam lr {lr}, {steps:4d} steps: error {100 * error:.1f} %, energy {energy:.2f} per"
+            " pixel"
+        )
 
     print("3. _blocks.2, paper's constants")
     for C, steps in ((30000, 300), (30000, 1000), (300, 300), (300, 1000), (300, 3000)):
-        r = NP.invert(model, "_blocks.2", astronaut, C=C, energy=NP.Energy(steps=steps), progress=False)
+        r = NP.invert(
+            model, "_blocks.2", astronaut, C=C, energy=NP.Energy(steps=steps), progress=False
+        )
         print(f"   C = {C:5d}, {steps:4d} steps: error {100 * float(r.scores[0]):.1f} %")
 
 

@@ -32,12 +32,40 @@ def main(argv=None):
             m = json.load(f)
         layer = m["config"]["target"]
         for (label, units), colour in zip(m["units"].items(), ("C0", "C1")):
-            sii = np.array([np.nan if u["shift_invariance_index"] is None else u["shift_invariance_index"] for u in units], dtype=float)
-            lci = np.array([np.nan if u["linear_combination_index"] is None else u["linear_combination_index"] for u in units], dtype=float)
+            sii = np.array(
+                [
+                    np.nan if u["shift_invariance_index"] is None else u["shift_invariance_index"]
+                    for u in units
+                ],
+                dtype=float,
+            )
+            lci = np.array(
+                [
+                    (
+                        np.nan
+                        if u["linear_combination_index"] is None
+                        else u["linear_combination_index"]
+                    )
+                    for u in units
+                ],
+                dtype=float,
+            )
             s = m["summary"][label]
             short = label.split(" ")[-1].strip("()")
-            row[0].hist(sii[~np.isnan(sii)], bins=np.linspace(0, 1, 21), alpha=0.6, color=colour, label=f"{short} (median {s['median_shift_invariance_index']:.2f})")
-            row[1].hist(lci[~np.isnan(lci)], bins=np.linspace(0, 1, 21), alpha=0.6, color=colour, label=f"{short} (median {s['median_linear_combination_index']:.2f})")
+            row[0].hist(
+                sii[~np.isnan(sii)],
+                bins=np.linspace(0, 1, 21),
+                alpha=0.6,
+                color=colour,
+                label=f"{short} (median {s['median_shift_invariance_index']:.2f})",
+            )
+            row[1].hist(
+                lci[~np.isnan(lci)],
+                bins=np.linspace(0, 1, 21),
+                alpha=0.6,
+                color=colour,
+                label=f"{short} (median {s['median_linear_combination_index']:.2f})",
+            )
             sp = s["spearman"]
             rho = "" if sp["rho"] is None else f", ρ = {sp['rho']:.2f} (p = {sp['p']:.2g})"
             row[2].scatter(sii, lci, s=14, alpha=0.7, color=colour, label=f"{short}{rho}")

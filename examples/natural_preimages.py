@@ -43,7 +43,9 @@ def run(argv):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="mv-out")
-    ap.add_argument("--quick", action="store_true", help="small images, few steps: checks the pipeline only")
+    ap.add_argument(
+        "--quick", action="store_true", help="small images, few steps: checks the pipeline only"
+    )
     ap.add_argument("--parts", default="lite0,vgg,caricature,window")
     args = ap.parse_args(argv)
     parts = args.parts.split(",")
@@ -51,19 +53,79 @@ def main(argv=None):
     quick = ["--size", "64", "--steps", "40", "--limit", "3"] if args.quick else []
 
     if "lite0" in parts:
-        run(["invert-table", "--layers", LITE0_STAGES, "--C", "1,20,100,300", "--out", os.path.join(args.out, "lite0-table")] + quick + quiet)
+        run(
+            [
+                "invert-table",
+                "--layers",
+                LITE0_STAGES,
+                "--C",
+                "1,20,100,300",
+                "--out",
+                os.path.join(args.out, "lite0-table"),
+            ]
+            + quick
+            + quiet
+        )
     if "vgg" in parts:
-        vgg_size = ["--size", "32", "--steps", "40", "--limit", "2"] if args.quick else ["--size", "64", "--limit", "4"]
-        run(["invert-table", "--model", "vgg16", "--weights", "random", "--layers", VGG_LAYERS, "--C", "1,20,100,300", "--out", os.path.join(args.out, "vgg16-random-table")] + vgg_size + quiet)
+        vgg_size = (
+            ["--size", "32", "--steps", "40", "--limit", "2"]
+            if args.quick
+            else ["--size", "64", "--limit", "4"]
+        )
+        run(
+            [
+                "invert-table",
+                "--model",
+                "vgg16",
+                "--weights",
+                "random",
+                "--layers",
+                VGG_LAYERS,
+                "--C",
+                "1,20,100,300",
+                "--out",
+                os.path.join(args.out, "vgg16-random-table"),
+            ]
+            + vgg_size
+            + quiet
+        )
     if "caricature" in parts:
         folders = {}
         for C in ("1", "10"):
             out = os.path.join(args.out, f"caricature-C{C}")
-            run(["caricature", "--layer", ",".join(CARICATURE_LAYERS), "--image", "sample:chelsea", "--C", C, "--out", out] + (["--size", "64", "--steps", "40"] if args.quick else []) + quiet)
+            run(
+                [
+                    "caricature",
+                    "--layer",
+                    ",".join(CARICATURE_LAYERS),
+                    "--image",
+                    "sample:chelsea",
+                    "--C",
+                    C,
+                    "--out",
+                    out,
+                ]
+                + (["--size", "64", "--steps", "40"] if args.quick else [])
+                + quiet
+            )
             folders[C] = out
         _caricature_figure(folders, os.path.join(args.out, "caricatures.png"))
     if "window" in parts:
-        run(["invert", "--layer", "_blocks.4", "--image", "sample:astronaut", "--mask-window", "5", "--out", os.path.join(args.out, "window-blocks4")] + (["--size", "96", "--steps", "40"] if args.quick else []) + quiet)
+        run(
+            [
+                "invert",
+                "--layer",
+                "_blocks.4",
+                "--image",
+                "sample:astronaut",
+                "--mask-window",
+                "5",
+                "--out",
+                os.path.join(args.out, "window-blocks4"),
+            ]
+            + (["--size", "96", "--steps", "40"] if args.quick else [])
+            + quiet
+        )
     return 0
 
 
@@ -73,11 +135,18 @@ def _caricature_figure(folders, path):
     from preimage.images import to_uint8
 
     original = None
-    fig, axes = plt.subplots(len(folders), len(CARICATURE_LAYERS) + 1, figsize=(2.4 * (len(CARICATURE_LAYERS) + 1), 2.6 * len(folders)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(folders),
+        len(CARICATURE_LAYERS) + 1,
+        figsize=(2.4 * (len(CARICATURE_LAYERS) + 1), 2.6 * len(folders)),
+        squeeze=False,
+    )
     for r, (C, folder) in enumerate(folders.items()):
         for c, layer in enumerate(CARICATURE_LAYERS):
             sub = os.path.join(folder, layer.replace(".", "_"))
-            image = load_image(os.path.join(sub, "images", os.listdir(os.path.join(sub, "images"))[0]))[0]
+            image = load_image(
+                os.path.join(sub, "images", os.listdir(os.path.join(sub, "images"))[0])
+            )[0]
             if original is None:
                 import numpy as np
 

@@ -23,20 +23,34 @@ def _maps(n, seed):
 
 def _reference(x, coef, out, scale=None, shift=None):
     if scale is not None:
-        x = x * torch.as_tensor(scale, dtype=x.dtype).view(1, -1, 1, 1) + torch.as_tensor(shift, dtype=x.dtype).view(1, -1, 1, 1)
+        x = x * torch.as_tensor(scale, dtype=x.dtype).view(1, -1, 1, 1) + torch.as_tensor(
+            shift, dtype=x.dtype
+        ).view(1, -1, 1, 1)
     g = affine_warp.grid(coef, x.shape[-2:], out, x.dtype)
     return F.grid_sample(x, g, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-@pytest.mark.parametrize("n, in_hw, out_hw", [(5, (17, 23), (19, 14)), (1, (16, 16), (16, 16)), (3, (8, 30), (12, 12))])
+@pytest.mark.parametrize(
+    "n, in_hw, out_hw", [(5, (17, 23), (19, 14)), (1, (16, 16), (16, 16)), (3, (8, 30), (12, 12))]
+)
 @pytest.mark.parametrize("affine", [None, ([2.0, 0.5, -1.5], [-0.25, 1.0, 0.3])])
 def test_values_and_gradient_equal_grid_sample_in_float64(n, in_hw, out_hw, affine):
     # affine: a per-channel x * scale + shift applied before the resampling (a model's normalization)
     assert affine_warp._kernels() is not None  # the test is about the compiled path
     coef = affine_warp.coefficients(_maps(n, 1), in_hw, out_hw)
-    x = torch.rand(n, 3, *in_hw, dtype=torch.float64, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    x = torch.rand(
+        n,
+        3,
+        *in_hw,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(2),
+        requires_grad=True,
+    )
     scale, shift = affine or (None, None)
-    got, want = affine_warp.warp(x, coef, out_hw, scale, shift), _reference(x, coef, out_hw, scale, shift)
+    got, want = (
+        affine_warp.warp(x, coef, out_hw, scale, shift),
+        _reference(x, coef, out_hw, scale, shift),
+    )
     assert got.shape == (n, 3, *out_hw)
     assert (want == 0).any() and (want != 0).any()  # some pixels sample outside the image
     assert torch.allclose(got, want, rtol=0, atol=1e-12)
@@ -54,9 +68,19 @@ def test_channels_last_output_and_gradient_are_the_same_numbers(compiled, monkey
     else:
         monkeypatch.setitem(affine_warp._KERNELS, "k", None)
     coef = affine_warp.coefficients(_maps(3, 5), (18, 21), (18, 21))
-    x = torch.rand(3, 3, 18, 21, dtype=torch.float64, generator=torch.Generator().manual_seed(6), requires_grad=True)
+    x = torch.rand(
+        3,
+        3,
+        18,
+        21,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(6),
+        requires_grad=True,
+    )
     dense = affine_warp.warp(x, coef, (18, 21), [2.0, 1.0, 0.5], [0.1, -0.2, 0.3])
-    last = affine_warp.warp(x, coef, (18, 21), [2.0, 1.0, 0.5], [0.1, -0.2, 0.3], channels_last=True)
+    last = affine_warp.warp(
+        x, coef, (18, 21), [2.0, 1.0, 0.5], [0.1, -0.2, 0.3], channels_last=True
+    )
     assert last.is_contiguous(memory_format=torch.channels_last) and not last.is_contiguous()
     assert torch.equal(last, dense)
     g = torch.randn(dense.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
@@ -121,11 +145,17 @@ def test_pipeline_with_normalization_and_fill_equals_normalizing_first():
         got = pipe(x, torch.Generator().manual_seed(6), fill, (scale, shift))
         theta, out = pipe.sample(4, (24, 24), torch.Generator().manual_seed(6))
         grid = F.affine_grid(theta.double(), (4, 3, *out), align_corners=False)
-        f = torch.zeros(1, 3, 1, 1, dtype=torch.float64) if fill is None else torch.tensor(fill, dtype=torch.float64).view(1, 3, 1, 1)
+        f = (
+            torch.zeros(1, 3, 1, 1, dtype=torch.float64)
+            if fill is None
+            else torch.tensor(fill, dtype=torch.float64).view(1, 3, 1, 1)
+        )
         want = F.grid_sample(x * scale + shift - f, grid, align_corners=False) + f
         assert torch.allclose(got, want, atol=1e-5)  # theta is float32
         g = torch.randn_like(got)
-        assert torch.allclose(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0], atol=1e-4)
+        assert torch.allclose(
+            torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0], atol=1e-4
+        )
     assert torch.equal(Pipeline([])(x, None, None, (scale, shift)), torch.addcmul(shift, x, scale))
 
 
@@ -135,12 +165,10 @@ def test_first_use_leaves_torch_thread_count_alone():
     import sys
 
     code = (
-        "import numpy as np, torch\n"
-        "torch.set_num_threads(1)\n"
-        "from preimage import affine_warp as W\n"
-        "x = torch.rand(2, 3, 8, 8, requires_grad=True)\n"
-        "W.warp(x, W.coefficients(np.repeat(np.eye(3)[None], 2, 0), (8, 8), (8, 8)), (8, 8)).sum().backward()\n"
-        "print(torch.get_num_threads())\n"
+        "import numpy as np, torch\ntorch.set_num_threads(1)\nfrom preimage import affine_warp as"
+        " W\nx = torch.rand(2, 3, 8, 8, requires_grad=True)\nW.warp(x,"
+        " W.coefficients(np.repeat(np.eye(3)[None], 2, 0), (8, 8), (8, 8)), (8,"
+        " 8)).sum().backward()\nprint(torch.get_num_threads())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1"]
@@ -162,4 +190,6 @@ def test_a_forked_child_resamples_with_grid_sample():
 
 
 def _warp_into(queue, x, coef):
-    queue.put(affine_warp.warp(x, coef, (12, 12)).numpy())  # a tensor would travel as a file descriptor of the exiting child
+    queue.put(
+        affine_warp.warp(x, coef, (12, 12)).numpy()
+    )  # a tensor would travel as a file descriptor of the exiting child

@@ -23,10 +23,36 @@ def run(argv, capsys):
 
 def test_visualize_writes_pngs_npz_and_metrics(tmp_path, capsys):
     out = tmp_path / "run"
-    code, stdout, _ = run(["visualize", "--target", "_blocks.1:0-2", "--target", "_blocks.0:3@4,5", "--target", "class:tabby", "--size", "32", "--steps", "3", "--tv", "0.01", "--quiet", "--out", str(out)], capsys)
+    code, stdout, _ = run(
+        [
+            "visualize",
+            "--target",
+            "_blocks.1:0-2",
+            "--target",
+            "_blocks.0:3@4,5",
+            "--target",
+            "class:tabby",
+            "--size",
+            "32",
+            "--steps",
+            "3",
+            "--tv",
+            "0.01",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0 and "grid.png" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["labels"] == ["_blocks.1:0", "_blocks.1:1", "_blocks.1:2", "_blocks.0:3@4,5", "class:281:tabby"]
+    assert metrics["labels"] == [
+        "_blocks.1:0",
+        "_blocks.1:1",
+        "_blocks.1:2",
+        "_blocks.0:3@4,5",
+        "class:281:tabby",
+    ]
     assert metrics["steps"] == 3 and metrics["seconds"] > 0
     assert metrics["config"]["model"] == "efficientnet_lite0" and metrics["config"]["tv"] == 0.01
     assert metrics["config"]["transforms"]["steps"][0] == "pad:12"
@@ -36,7 +62,11 @@ def test_visualize_writes_pngs_npz_and_metrics(tmp_path, capsys):
         with Image.open(out / name) as im:
             assert im.mode == "RGB"
     data = np.load(out / "result.npz")
-    assert data["images"].shape == (5, 3, 32, 32) and data["images"].min() >= 0 and data["images"].max() <= 1
+    assert (
+        data["images"].shape == (5, 3, 32, 32)
+        and data["images"].min() >= 0
+        and data["images"].max() <= 1
+    )
     assert data["inputs"].shape == (5, 3, 32, 32)
     assert data["activations"].shape == (5,)
     assert np.allclose(data["activations"], metrics["activations"])
@@ -46,7 +76,26 @@ def test_same_command_same_bits(tmp_path, capsys):
     arrays = []
     for k in range(2):
         out = tmp_path / f"r{k}"
-        assert run(["visualize", "--target", "_blocks.2:0-1", "--size", "40", "--steps", "4", "--seed", "7", "--quiet", "--out", str(out)], capsys)[0] == 0
+        assert (
+            run(
+                [
+                    "visualize",
+                    "--target",
+                    "_blocks.2:0-1",
+                    "--size",
+                    "40",
+                    "--steps",
+                    "4",
+                    "--seed",
+                    "7",
+                    "--quiet",
+                    "--out",
+                    str(out),
+                ],
+                capsys,
+            )[0]
+            == 0
+        )
         arrays.append(np.load(out / "result.npz"))
     for key in ("images", "inputs", "activations", "trace"):
         assert np.array_equal(arrays[0][key], arrays[1][key]), key
@@ -58,7 +107,11 @@ def test_layers_json_for_alexnet(capsys):
     rows = json.loads(out)
     assert set(rows[0]) >= {"name", "shape", "rf_size", "rf_stride"}
     by_alias = {r["alias"]: r for r in rows if r["alias"]}
-    assert (by_alias["conv5"]["rf_size"], by_alias["conv5"]["rf_stride"], by_alias["conv5"]["shape"]) == (163, 16, [256, 13, 13])
+    assert (
+        by_alias["conv5"]["rf_size"],
+        by_alias["conv5"]["rf_stride"],
+        by_alias["conv5"]["shape"],
+    ) == (163, 16, [256, 13, 13])
 
 
 @pytest.fixture
@@ -110,4 +163,6 @@ def test_argparse_errors_are_one_line_too(capsys):
 def test_console_script_exit_code(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "preimage")
     proc = subprocess.run([exe, "layers", "--model", "nosuchnet"], capture_output=True, text=True)
-    assert proc.returncode == 2 and proc.stderr.startswith("preimage: error: unknown model 'nosuchnet'")
+    assert proc.returncode == 2 and proc.stderr.startswith(
+        "preimage: error: unknown model 'nosuchnet'"
+    )

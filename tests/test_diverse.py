@@ -22,19 +22,31 @@ def _gaps(angles):
 
 def test_toy_cells_are_what_they_claim():
     ph = torch.linspace(0, 2 * math.pi, 181)[:-1]
-    stimuli = torch.stack([grating(float(p)) for p in ph])[:, None].expand(-1, 3, -1, -1) * 0.5 + 0.5
+    stimuli = (
+        torch.stack([grating(float(p)) for p in ph])[:, None].expand(-1, 3, -1, -1) * 0.5 + 0.5
+    )
     curves = {}
     for name in ("simple_cell", "energy_complex_cell", "hw_complex_cell"):
         m = preimage.load_model(name)
         with torch.no_grad():
             curves[name] = m.activations(stimuli, ["response"])["response"].flatten()
-        assert m.layer_info("response").shape == (1, 1, 1) and m.layer_info("response").rf_size == 32
-    energy, hw, simple = curves["energy_complex_cell"], curves["hw_complex_cell"], curves["simple_cell"]
+        assert (
+            m.layer_info("response").shape == (1, 1, 1) and m.layer_info("response").rf_size == 32
+        )
+    energy, hw, simple = (
+        curves["energy_complex_cell"],
+        curves["hw_complex_cell"],
+        curves["simple_cell"],
+    )
     assert float(energy.min() / energy.max()) > 0.999  # exactly phase invariant
-    assert 0.78 < float(hw.min() / hw.max()) < 0.85  # approximately: above about 80 % at every phase
+    assert (
+        0.78 < float(hw.min() / hw.max()) < 0.85
+    )  # approximately: above about 80 % at every phase
     peaks = (hw > torch.roll(hw, 1)) & (hw > torch.roll(hw, -1))
     assert int(peaks.sum()) == 1  # with a unique maximum
-    assert float(simple.min()) < 0.02 * float(simple.max())  # a simple cell is silenced by the opposite phase
+    assert float(simple.min()) < 0.02 * float(
+        simple.max()
+    )  # a simple cell is silenced by the opposite phase
 
 
 def test_min_distance_term():
@@ -46,7 +58,12 @@ def test_min_distance_term():
 
 
 def test_lambda_sweep_values():
-    assert D.LAMBDAS[0] == 0 and D.LAMBDAS[1] == 0.02 and D.LAMBDAS[-1] == pytest.approx(20.48) and len(D.LAMBDAS) == 12
+    assert (
+        D.LAMBDAS[0] == 0
+        and D.LAMBDAS[1] == 0.02
+        and D.LAMBDAS[-1] == pytest.approx(20.48)
+        and len(D.LAMBDAS) == 12
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +84,11 @@ def test_hw_complex_cell_maps_its_phase_invariance(hw_sweep):
     assert k is not None and s.lambdas[k] > 0
     spread = _phases(model, s.images[k])
     gaps = _gaps(spread)
-    print(f"hw_complex_cell: λ=0 phases {sorted(round(p) for p in zero)}; chosen λ={s.lambdas[k]} phases {sorted(round(p) for p in spread)}, gaps {sorted(round(g) for g in gaps)}, activation {float(s.normalized_activation[k]):.2f}")
+    print(
+        f"hw_complex_cell: λ=0 phases {sorted(round(p) for p in zero)}; chosen λ={s.lambdas[k]}"
+        f" phases {sorted(round(p) for p in spread)}, gaps {sorted(round(g) for g in gaps)},"
+        f" activation {float(s.normalized_activation[k]):.2f}"
+    )
     assert min(gaps) > 30 and max(gaps) < 120
     assert float(s.normalized_activation[k]) >= 0.8
 
@@ -78,7 +99,10 @@ def test_simple_cell_tradeoff_drops_instead(hw_sweep):
     [s] = D.diverse(simple, "response", [0], lambdas=[0.0, lam], threshold=0.8, progress=False)
     assert s.distance_layer is None  # no subunits: pixel distance
     act = float(s.normalized_activation[1])
-    print(f"at the hw cell's chosen λ = {lam}: hw activation {float(hw_sweep.normalized_activation[hw_sweep.chosen]):.2f}, simple cell {act:.2f}")
+    print(
+        f"at the hw cell's chosen λ = {lam}: hw activation"
+        f" {float(hw_sweep.normalized_activation[hw_sweep.chosen]):.2f}, simple cell {act:.2f}"
+    )
     assert act < 0.8 < float(hw_sweep.normalized_activation[hw_sweep.chosen])
     # the simple cell keeps its one phase: diversity only from what the cell does not see
     phases = _phases(simple, s.images[1])
@@ -110,10 +134,32 @@ def test_diverse_command(tmp_path, capsys):
     from preimage.cli import main
 
     out = tmp_path / "d"
-    assert main(["diverse", "--model", "energy_complex_cell", "--target", "response:0", "--lambdas", "0,1,4", "--steps", "60", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "diverse",
+                "--model",
+                "energy_complex_cell",
+                "--target",
+                "response:0",
+                "--lambdas",
+                "0,1,4",
+                "--steps",
+                "60",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
     unit = m["units"][0]
-    assert unit["lambdas"] == [0, 1, 4] and len(unit["mean_activation"]) == 3 and unit["normalized_activation"][0] == 1
+    assert (
+        unit["lambdas"] == [0, 1, 4]
+        and len(unit["mean_activation"]) == 3
+        and unit["normalized_activation"][0] == 1
+    )
     assert unit["chosen_lambda"] in (0, 1, 4)
     data = np.load(out / "result.npz")
     assert data["images"].shape == (3, 6, 3, 32, 32) and data["inputs"].shape == (3, 6, 3, 32, 32)

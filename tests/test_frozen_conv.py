@@ -58,7 +58,9 @@ def test_fused_activation_values_and_gradient(phase_kernels, clamp):
     y1 = F.conv2d(x1, w, b, 2, 1, 1, 4).clamp(*clamp)
     kernel = _phase_kernel(w, 4, (2, 2)) if phase_kernels else None
     y2 = _FrozenConv2d.apply(x2, w, b, (2, 2), (1, 1, 1, 1), 4, kernel, clamp)
-    assert 0 < float((y1 == 0).float().mean()) < 1 and (clamp[1] == float("inf") or float((y1 == 6).float().mean()) > 0)
+    assert 0 < float((y1 == 0).float().mean()) < 1 and (
+        clamp[1] == float("inf") or float((y1 == 6).float().mean()) > 0
+    )
     grad_out = torch.randn(y1.shape, generator=g)
     (r1,) = torch.autograd.grad(y1, x1, grad_out)
     (r2,) = torch.autograd.grad(y2, x2, grad_out)
@@ -74,7 +76,10 @@ def test_pointwise_gradient_of_a_spatial_mean_is_one_broadcast_product(channels_
     x = torch.randn(3, 5, 7, 6, generator=g, dtype=torch.float64)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    w, b = torch.randn(4, 5, 1, 1, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)
+    w, b = (
+        torch.randn(4, 5, 1, 1, generator=g, dtype=torch.float64),
+        torch.randn(4, generator=g, dtype=torch.float64),
+    )
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     pick = torch.randn(3, 4, generator=g, dtype=torch.float64)
     # a spatial mean's gradient reaches the map as a broadcast (stride 0 over rows and columns)
@@ -88,7 +93,9 @@ def test_pointwise_gradient_of_a_spatial_mean_is_one_broadcast_product(channels_
     # a gradient that varies over the map takes the full backward pass
     dense = torch.randn(3, 4, 7, 6, generator=g, dtype=torch.float64)
     (r3,) = torch.autograd.grad(F.conv2d(x1, w, b), x1, dense)
-    (r4,) = torch.autograd.grad(_FrozenConv2d.apply(x2, w, b, (1, 1), (0, 0, 0, 0), 1, None, None), x2, dense)
+    (r4,) = torch.autograd.grad(
+        _FrozenConv2d.apply(x2, w, b, (1, 1), (0, 0, 0, 0), 1, None, None), x2, dense
+    )
     assert torch.allclose(r4, r3, rtol=1e-12, atol=1e-12)
 
 
@@ -100,7 +107,9 @@ def test_lite0_channel_gradients_through_the_pointwise_shortcut(lite0, layer, mo
 
     taken = []
     check = frozen_conv._constant_over_space
-    monkeypatch.setattr(frozen_conv, "_constant_over_space", lambda t: taken.append(check(t)) or taken[-1])
+    monkeypatch.setattr(
+        frozen_conv, "_constant_over_space", lambda t: taken.append(check(t)) or taken[-1]
+    )
 
     x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(6))
     obj = O.channel(layer, [0, 3, 5, 7])
@@ -119,11 +128,15 @@ def _value_and_input_gradient(module, model, x, layer):
     x = x.clone().requires_grad_()
     with capture(module, [layer]) as c:
         out = c.run(model.preprocess(x))[layer]
-    (grad,) = torch.autograd.grad((out * torch.linspace(-1, 1, out.shape[1]).view(1, -1, 1, 1)).square().mean(), x)
+    (grad,) = torch.autograd.grad(
+        (out * torch.linspace(-1, 1, out.shape[1]).view(1, -1, 1, 1)).square().mean(), x
+    )
     return out.detach(), grad
 
 
-@pytest.mark.parametrize("layer", ["_blocks.0", "_blocks.1._swish", "_blocks.2", "_blocks.5", "_blocks.12", "_swish#1"])
+@pytest.mark.parametrize(
+    "layer", ["_blocks.0", "_blocks.1._swish", "_blocks.2", "_blocks.5", "_blocks.12", "_swish#1"]
+)
 def test_lite0_fast_copy_has_the_original_values_and_gradients(lite0, layer):
     x = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
     fast = lite0.runner([layer])
@@ -158,12 +171,22 @@ def test_lite0_fast_copy_absorbs_tf_padding_and_routes_convolutions(lite0):
     # stride 2, padding (0, 1): a 4 x 4 kernel with a leading zero row and column, padded by 1
     assert dw.weight.shape[-2:] == (4, 4) and dw.padding == (1, 1)
     assert torch.all(dw.weight[:, :, 0] == 0) and torch.all(dw.weight[:, :, :, 0] == 0)
-    routed = {n: (m._phase_kernels, m._fused_clamp) for n, m in fast.named_modules() if "forward" in m.__dict__}
-    assert routed["_conv_stem"] == (True, (0.0, 6.0)) and routed["_blocks.0._depthwise_conv"] == (True, (0.0, 6.0))
+    routed = {
+        n: (m._phase_kernels, m._fused_clamp)
+        for n, m in fast.named_modules()
+        if "forward" in m.__dict__
+    }
+    assert routed["_conv_stem"] == (True, (0.0, 6.0)) and routed["_blocks.0._depthwise_conv"] == (
+        True,
+        (0.0, 6.0),
+    )
     # stride-2 depthwise keeps oneDNN's backward, with the ReLU6 fused in
     assert routed["_blocks.1._depthwise_conv"] == (False, (0.0, 6.0))
     # the ReLU6 modules run inside the convolutions; their addresses still see their outputs
-    assert type(fast.get_submodule("_blocks.1._swish")).__name__ == "Identity" and type(fast._swish).__name__ == "Identity"
+    assert (
+        type(fast.get_submodule("_blocks.1._swish")).__name__ == "Identity"
+        and type(fast._swish).__name__ == "Identity"
+    )
 
 
 def test_alexnet_copy_shares_the_weights_and_keeps_the_gradients(alexnet):
@@ -208,7 +231,9 @@ def test_kept_memory_is_not_faulted_in_again():
     """A forward + backward step of 12 images to _blocks.2 pages its buffers in anew each time, unless kept."""
 
     def faults(mode):
-        out = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True
+        )
         return float(out.stdout.strip().splitlines()[-1])
 
     # the median over six steps: malloc's heap takes a few steps to reach its peak, this machine's
@@ -280,5 +305,7 @@ def test_a_module_that_cannot_be_copied_runs_as_it_is():
 
     model = preimage.wrap_model(Net(), input_size=16)
     assert model.runner(["conv"]) is model.module
-    result = preimage.render(model, preimage.objectives.channel("conv", 1), size=16, steps=3, progress=False)
+    result = preimage.render(
+        model, preimage.objectives.channel("conv", 1), size=16, steps=3, progress=False
+    )
     assert result.steps == 3

@@ -34,8 +34,20 @@ def vlfeat(name, module, image):
     """VLFeat's output for one 3 x H x W image, in VLFeat's layout."""
     if name == "dsift":
         grey = _channels_last(module.grey(image[None])[0])[..., 0]
-        return vl_dsift(grey, step=module.step, size=module.bin_size, fast=module.fast, float_descriptors=True, geometry=module.geometry)[1]
-    return vl_hog(_channels_last(image), module.cell_size, n_orientations=module.num_orientations, bilinear_interpolation=module.bilinear)
+        return vl_dsift(
+            grey,
+            step=module.step,
+            size=module.bin_size,
+            fast=module.fast,
+            float_descriptors=True,
+            geometry=module.geometry,
+        )[1]
+    return vl_hog(
+        _channels_last(image),
+        module.cell_size,
+        n_orientations=module.num_orientations,
+        bilinear_interpolation=module.bilinear,
+    )
 
 
 def ours_in_vlfeat_layout(name, out):
@@ -60,7 +72,10 @@ def test_matches_vlfeat_on_natural_images(name, photos):
     module = preimage.load_model(name).module
     worst = {size: worst_error(name, module, images) for size, images in photos.items()}
     n = len(next(iter(photos.values())))
-    print(f"\n{name}: worst relative L2 error over {n} images: " + ", ".join(f"{s}px {e:.1e}" for s, e in worst.items()))
+    print(
+        f"\n{name}: worst relative L2 error over {n} images: "
+        + ", ".join(f"{s}px {e:.1e}" for s, e in worst.items())
+    )
     assert max(worst.values()) <= TOLERANCE
 
 
@@ -85,7 +100,9 @@ def test_dsift_frames_and_grey_are_vlfeats(photos):
     image = photos[93][0]
     grey = _channels_last(module.grey(image[None])[0])[..., 0]
     r, g, b = (image[c].numpy() for c in range(3))
-    assert np.array_equal(grey, r * np.float32(0.299) + g * np.float32(0.587) + b * np.float32(0.114))
+    assert np.array_equal(
+        grey, r * np.float32(0.299) + g * np.float32(0.587) + b * np.float32(0.114)
+    )
     frames, _ = vl_dsift(grey, step=8, size=8, fast=True, float_descriptors=True)
     assert np.array_equal(module.frame_centres(93, 93).numpy(), frames)
 
@@ -93,24 +110,40 @@ def test_dsift_frames_and_grey_are_vlfeats(photos):
 @pytest.mark.parametrize("name", ["hog", "hogb", "dsift"])
 def test_gradients_are_finite_and_nonzero(name):
     model = preimage.load_model(name)
-    images = torch.cat([sample_images(48, ["astronaut", "moon"]), torch.full((1, 3, 48, 48), 0.5)])  # a flat image too
+    images = torch.cat(
+        [sample_images(48, ["astronaut", "moon"]), torch.full((1, 3, 48, 48), 0.5)]
+    )  # a flat image too
     images.requires_grad_(True)
-    out = model.module(model.preprocess(images))  # display space [0, 1] -> 0-255, mean removed -> descriptor
+    out = model.module(
+        model.preprocess(images)
+    )  # display space [0, 1] -> 0-255, mean removed -> descriptor
     (out * torch.randn_like(out)).sum().backward()
     grad = images.grad
     assert torch.isfinite(grad).all()
     assert (grad[:2].flatten(1).abs().sum(1) > 0).all()  # every photograph gets a gradient
-    assert (out[2] == 0).all() and (grad[2] == 0).all()  # a flat image has no gradients, and no NaNs
+    assert (out[2] == 0).all() and (
+        grad[2] == 0
+    ).all()  # a flat image has no gradients, and no NaNs
 
 
 def test_registered_models_list_their_layers():
-    expected = {"hog": (31, 8, 8), "hogb": (31, 8, 8), "dsift": (128, 5, 5)}  # 64 px: 8 x 8 cells, 5 x 5 frames
+    expected = {
+        "hog": (31, 8, 8),
+        "hogb": (31, 8, 8),
+        "dsift": (128, 5, 5),
+    }  # 64 px: 8 x 8 cells, 5 x 5 frames
     for name, shape in expected.items():
         table = {info.name: info for info in preimage.load_model(name).layers(64)}
         assert list(table)[-1] == "descriptor" and table["descriptor"].shape == shape
         assert table["descriptor"].rf_stride == 8
     table = preimage.load_model("hog", cell_size=4, num_orientations=6).layers(64)
-    assert [info.name for info in table] == ["gradient", "orientations", "cells", "blocks", "descriptor"]
+    assert [info.name for info in table] == [
+        "gradient",
+        "orientations",
+        "cells",
+        "blocks",
+        "descriptor",
+    ]
     assert table[-1].shape == (22, 16, 16)
 
 

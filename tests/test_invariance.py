@@ -17,7 +17,12 @@ def indices():
     for name in ("energy_complex_cell", "simple_cell", "corner_cell"):
         units, _ = I.invariance(preimage.load_model(name), "response", [0], progress=False, **FAST)
         out[name] = units[0]
-    print({k: (round(u.shift_invariance_index, 3), round(u.linear_combination_index, 3)) for k, u in out.items()})
+    print(
+        {
+            k: (round(u.shift_invariance_index, 3), round(u.linear_combination_index, 3))
+            for k, u in out.items()
+        }
+    )
     return out
 
 
@@ -25,7 +30,9 @@ def test_window_is_the_papers():
     w = I.crop_window(25)
     sigma = 25 / 2.5
     assert float(w[12, 12]) == pytest.approx(1.0)
-    assert float(w[12, 12 + 10]) == pytest.approx(torch.exp(torch.tensor(-((10 / sigma) ** 4))).item(), rel=1e-5)
+    assert float(w[12, 12 + 10]) == pytest.approx(
+        torch.exp(torch.tensor(-((10 / sigma) ** 4))).item(), rel=1e-5
+    )
 
 
 def test_windowed_crops_are_crops():
@@ -37,7 +44,7 @@ def test_windowed_crops_are_crops():
     for i in range(2):
         for k in range(3):
             y, xx = int(ys[i, k]), int(xs[i, k])
-            assert torch.equal(crops[i, k], x[i, :, y: y + 5, xx: xx + 5] * I.crop_window(5))
+            assert torch.equal(crops[i, k], x[i, :, y : y + 5, xx : xx + 5] * I.crop_window(5))
 
 
 def test_pair_averages_keep_the_norm(lite0):
@@ -46,7 +53,9 @@ def test_pair_averages_keep_the_norm(lite0):
     scale, shift = lite0.centering(templates)
     assert pairs.shape == (15, 3, 9, 9)
     target = (templates * scale + shift).flatten(1).norm(dim=1).mean()
-    assert torch.allclose((pairs * scale + shift).flatten(1).norm(dim=1), target.expand(15), rtol=1e-5)
+    assert torch.allclose(
+        (pairs * scale + shift).flatten(1).norm(dim=1), target.expand(15), rtol=1e-5
+    )
 
 
 def test_energy_cell_is_shift_invariant_and_simple_cell_is_not(indices):
@@ -58,14 +67,34 @@ def test_energy_cell_is_shift_invariant_and_simple_cell_is_not(indices):
 def test_corner_cell_is_a_shape_unit(indices):
     corner = indices["corner_cell"]
     assert corner.linear_combination_index > 0.6
-    assert corner.shift_invariance_index < 0.5 * indices["energy_complex_cell"].shift_invariance_index
+    assert (
+        corner.shift_invariance_index < 0.5 * indices["energy_complex_cell"].shift_invariance_index
+    )
 
 
 def test_invariance_command_compares_two_models(tmp_path, capsys):
     from preimage.cli import main
 
     out = tmp_path / "inv"
-    assert main(["invariance", "--model", "energy_complex_cell", "--target", "response:0", "--compare", "simple_cell", "--steps", "40", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "invariance",
+                "--model",
+                "energy_complex_cell",
+                "--target",
+                "response:0",
+                "--compare",
+                "simple_cell",
+                "--steps",
+                "40",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
     assert m["wall_seconds"] > 0 and len(m["summary"]) == 2
     unit = next(iter(m["units"].values()))[0]

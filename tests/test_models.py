@@ -29,7 +29,9 @@ def test_random_weights_are_seeded():
 
 def test_state_dict_file_round_trip(tmp_path, alexnet):
     path = tmp_path / "alexnet.pt"
-    torch.save({"state_dict": {"module." + k: v for k, v in alexnet.module.state_dict().items()}}, path)
+    torch.save(
+        {"state_dict": {"module." + k: v for k, v in alexnet.module.state_dict().items()}}, path
+    )
     loaded = preimage.load_model("alexnet", weights=str(path), seed=99)
     for (k, v), w in zip(alexnet.module.state_dict().items(), loaded.module.state_dict().values()):
         assert torch.equal(v, w), k
@@ -97,7 +99,9 @@ def test_modules_called_twice_are_addressed_per_call(lite0):
 
 def test_wrap_any_module_with_its_preprocessing():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
-    model = preimage.wrap_model(net, mean=(100, 110, 120), std=(50, 50, 50), input_range=(0, 255), input_size=32)
+    model = preimage.wrap_model(
+        net, mean=(100, 110, 120), std=(50, 50, 50), input_range=(0, 255), input_size=32
+    )
     x = torch.rand(1, 3, 32, 32)
     expected = (x * 255 - torch.tensor([100.0, 110, 120]).view(1, 3, 1, 1)) / 50
     assert torch.allclose(model.preprocess(x), expected, atol=1e-4)
@@ -144,6 +148,8 @@ def test_no_hook_outlives_a_call(lite0):
         return ctx.activations["_blocks.1"].mean((1, 2, 3)) * float("nan")
 
     with pytest.raises(preimage.PreimageError):
-        preimage.render(lite0, O.Objective(bad, ["_blocks.1"], "nan-term"), size=32, steps=2, progress=False)
+        preimage.render(
+            lite0, O.Objective(bad, ["_blocks.1"], "nan-term"), size=32, steps=2, progress=False
+        )
     lite0.layers(48)
     assert _hooks(lite0.module) + _hooks(lite0.runner(["_blocks.1"])) == before == 0

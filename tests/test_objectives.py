@@ -24,7 +24,10 @@ def test_algebra_matches_the_terms():
     assert obj.layers == {"L"}
     assert len(obj.terms()) == 3
     assert torch.allclose((0.5 * (obj - obj))(ctx), torch.zeros(3), atol=1e-6)
-    assert torch.allclose(O.weighted_sum([O.channel("L", 0), O.channel("L", 1)], [1.0, -1.0])(ctx), a[:, 0].mean((1, 2)) - a[:, 1].mean((1, 2)))
+    assert torch.allclose(
+        O.weighted_sum([O.channel("L", 0), O.channel("L", 1)], [1.0, -1.0])(ctx),
+        a[:, 0].mean((1, 2)) - a[:, 1].mean((1, 2)),
+    )
 
 
 def test_each_element_its_own_channel():
@@ -34,9 +37,13 @@ def test_each_element_its_own_channel():
     want = torch.stack([a[0, 5], a[1, 0], a[2, 3], a[3, 1]]).mean((1, 2))
     assert torch.allclose(got, want)
     partial = O.channel("L", [2, 4], batch=[1, 3])(ctx)
-    assert torch.allclose(partial, torch.stack([torch.tensor(0.0), a[1, 2].mean(), torch.tensor(0.0), a[3, 4].mean()]))
+    assert torch.allclose(
+        partial, torch.stack([torch.tensor(0.0), a[1, 2].mean(), torch.tensor(0.0), a[3, 4].mean()])
+    )
     units = O.unit("L", [1, 2], y=0, x=2, batch=[0, 2])(ctx)
-    assert torch.allclose(units, torch.stack([a[0, 1, 0, 2], torch.tensor(0.0), a[2, 2, 0, 2], torch.tensor(0.0)]))
+    assert torch.allclose(
+        units, torch.stack([a[0, 1, 0, 2], torch.tensor(0.0), a[2, 2, 0, 2], torch.tensor(0.0)])
+    )
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -109,11 +116,15 @@ def test_inversion_loss_is_eq_2_and_eq_3():
     mask[:, 1:3, 1:4, 1:4] = 1
     masked = (((a - target) * mask) ** 2).sum((1, 2, 3)) / ((target * mask) ** 2).sum((1, 2, 3))
     c = torch.tensor([1.0, 100.0, 300.0])
-    assert torch.allclose(O.inversion("L", target, mask=mask, weight=c)(ctx), -c * masked, rtol=1e-5)
+    assert torch.allclose(
+        O.inversion("L", target, mask=mask, weight=c)(ctx), -c * masked, rtol=1e-5
+    )
     # one shared target, and a term on some elements only
     shared = O.inversion("L", target[0], batch=[2])(ctx)
     assert shared[0] == 0 and shared[1] == 0
-    assert torch.allclose(shared[2], -((a[2] - target[0]) ** 2).sum() / (target[0] ** 2).sum(), rtol=1e-5)
+    assert torch.allclose(
+        shared[2], -((a[2] - target[0]) ** 2).sum() / (target[0] ** 2).sum(), rtol=1e-5
+    )
     assert torch.allclose(O.inversion("L", a)(ctx), torch.zeros(3))
 
 

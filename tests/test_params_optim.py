@@ -15,7 +15,14 @@ from preimage.params import Box, FixedNorm, ImageParam, PixelNormBound, fourier_
 @pytest.mark.parametrize("output", ["linear", "sigmoid"])
 def test_set_images_round_trip(basis, decorrelate, output):
     images = torch.rand(2, 3, 12, 10) * 0.9 + 0.05
-    p = ImageParam(2, (12, 10), basis=basis, decorrelate=decorrelate, output=output, generator=torch.Generator().manual_seed(0))
+    p = ImageParam(
+        2,
+        (12, 10),
+        basis=basis,
+        decorrelate=decorrelate,
+        output=output,
+        generator=torch.Generator().manual_seed(0),
+    )
     p.set_images(images)
     assert torch.allclose(p(), images, atol=1e-4)
 
@@ -24,7 +31,11 @@ def test_fourier_amplitudes_fall_as_one_over_f():
     scale = fourier_scale(64, 64, decay=1.0)
     # frequency (0, 4/64) has twice the amplitude of (0, 8/64)
     assert math.isclose(float(scale[0, 4] / scale[0, 8]), 2.0, rel_tol=1e-6)
-    assert math.isclose(float(fourier_scale(64, 64, 0.5)[0, 4] / fourier_scale(64, 64, 0.5)[0, 16]), 2.0, rel_tol=1e-6)
+    assert math.isclose(
+        float(fourier_scale(64, 64, 0.5)[0, 4] / fourier_scale(64, 64, 0.5)[0, 16]),
+        2.0,
+        rel_tol=1e-6,
+    )
 
 
 def test_constraints_project(lite0):
@@ -32,7 +43,9 @@ def test_constraints_project(lite0):
     assert Box()(x, lite0).min() >= 0 and Box()(x, lite0).max() <= 1
     scale, shift = lite0.centering(x)
     fixed = FixedNorm(5.0)(x, lite0)
-    assert torch.allclose((fixed * scale + shift).flatten(1).norm(dim=1), torch.full((3,), 5.0), atol=1e-4)
+    assert torch.allclose(
+        (fixed * scale + shift).flatten(1).norm(dim=1), torch.full((3,), 5.0), atol=1e-4
+    )
     bounded = PixelNormBound(0.5)(x, lite0) * scale + shift
     assert bounded.norm(dim=1).max() <= 0.5 + 1e-5
 

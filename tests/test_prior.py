@@ -22,13 +22,22 @@ def _constant_output_network(mu, log_s):
         for p in net.parameters():
             p.zero_()
         # layout for K = 1 (Salimans et al.'s): the logit, then per channel its mean, log scale and coefficient
-        net.out.bias.copy_(torch.tensor([0.0] + [v for m, s in zip(mu, log_s) for v in (m, s, 0.0)]))
+        net.out.bias.copy_(
+            torch.tensor([0.0] + [v for m, s in zip(mu, log_s) for v in (m, s, 0.0)])
+        )
     return PixelCNNPrior(net)
 
 
 @pytest.mark.parametrize("value", [100, 0, 255])
 def test_constant_image_likelihood_by_hand(value):
-    mu, log_s = (0.1, -0.2, -0.1), (-2.0, -1.5, -3.0)  # every bin mass well above the 1e-5 switch to the density
+    mu, log_s = (
+        (0.1, -0.2, -0.1),
+        (
+            -2.0,
+            -1.5,
+            -3.0,
+        ),
+    )  # every bin mass well above the 1e-5 switch to the density
     prior = _constant_output_network(mu, log_s)
     image = torch.full((1, 3, 5, 6), value / 255.0)
     x = 2 * value / 255 - 1
@@ -45,7 +54,9 @@ def test_constant_image_likelihood_by_hand(value):
     expected = 30 * total  # 5 x 6 pixels
     with torch.no_grad():
         assert float(prior(image)) == pytest.approx(expected, rel=1e-5)
-        assert float(prior.bits_per_dim(image)) == pytest.approx(-expected / (90 * math.log(2)), rel=1e-5)
+        assert float(prior.bits_per_dim(image)) == pytest.approx(
+            -expected / (90 * math.log(2)), rel=1e-5
+        )
 
 
 @pytest.mark.parametrize("bins", [8, 16])
@@ -89,7 +100,17 @@ def test_gradients_are_finite_inside_and_outside_the_range():
 
 
 def test_training_learns_resumes_exactly_and_loads(tmp_path):
-    kw = dict(images="samples", patch=8, batch=8, network={"filters": 8, "resnets": 1, "scales": 2, "mixtures": 2}, held_out=64, eval_every=10, save_every=10, progress=False, log=lambda *a: None)
+    kw = dict(
+        images="samples",
+        patch=8,
+        batch=8,
+        network={"filters": 8, "resnets": 1, "scales": 2, "mixtures": 2},
+        held_out=64,
+        eval_every=10,
+        save_every=10,
+        progress=False,
+        log=lambda *a: None,
+    )
     whole, history = train(str(tmp_path / "whole.pt"), steps=40, **kw)
     assert [h["step"] for h in history] == [10, 20, 30, 40]
     assert history[-1]["held_out_bpd"] < history[0]["held_out_bpd"] < 8.5
@@ -105,7 +126,17 @@ def test_training_learns_resumes_exactly_and_loads(tmp_path):
 
 
 def test_natural_patches_score_higher_than_noise_even_for_a_small_prior(tmp_path):
-    kw = dict(images="samples", patch=8, batch=16, network={"filters": 8, "resnets": 1, "scales": 2, "mixtures": 2}, held_out=64, eval_every=30, save_every=30, progress=False, log=lambda *a: None)
+    kw = dict(
+        images="samples",
+        patch=8,
+        batch=16,
+        network={"filters": 8, "resnets": 1, "scales": 2, "mixtures": 2},
+        held_out=64,
+        eval_every=30,
+        save_every=30,
+        progress=False,
+        log=lambda *a: None,
+    )
     prior, _ = train(str(tmp_path / "p.pt"), steps=30, **kw)
     prior.eval()
     arrays = natural_arrays("samples")
@@ -121,10 +152,16 @@ def test_gaussian_baseline_matches_its_own_entropy():
     d = 12
     a = rng.normal(size=(d, d))
     cov = a @ a.T + 20 * np.eye(d)
-    sample = lambda n: np.clip(np.round(rng.multivariate_normal(np.full(d, 128.0), cov, size=n)), 0, 255).astype(np.uint8).reshape(n, 3, 2, 2)
+    sample = lambda n: (
+        np.clip(np.round(rng.multivariate_normal(np.full(d, 128.0), cov, size=n)), 0, 255)
+        .astype(np.uint8)
+        .reshape(n, 3, 2, 2)
+    )
     bpd = gaussian_bpd(sample(20000), sample(4000))
     # differential entropy of N(μ, Σ + I/12) (quantization noise) in bits per dimension
-    entropy = 0.5 * np.linalg.slogdet(2 * np.pi * np.e * (cov + np.eye(d) / 12))[1] / (d * np.log(2))
+    entropy = (
+        0.5 * np.linalg.slogdet(2 * np.pi * np.e * (cov + np.eye(d) / 12))[1] / (d * np.log(2))
+    )
     assert bpd == pytest.approx(entropy, abs=0.02)
 
 
@@ -139,28 +176,94 @@ def test_log_prior_term_raises_the_likelihood():
     assert value.shape == (3,) and term.penalty
     (g,) = torch.autograd.grad(value.sum(), images)
     stepped = (images + 1e-3 * g.sign()).detach()
-    assert (term(O.Context(activations={}, images=stepped, centered=stepped)) > value.detach()).all()
+    assert (
+        term(O.Context(activations={}, images=stepped, centered=stepped)) > value.detach()
+    ).all()
 
 
 def test_prior_flags_reach_every_method(tmp_path, capsys):
     from preimage.cli import main
 
     ckpt = str(tmp_path / "tiny.pt")
-    train(ckpt, images="samples", patch=8, steps=2, batch=4, network={"filters": 4, "resnets": 1, "scales": 1, "mixtures": 1}, held_out=8, eval_every=2, save_every=2, progress=False, log=lambda *a: None)
+    train(
+        ckpt,
+        images="samples",
+        patch=8,
+        steps=2,
+        batch=4,
+        network={"filters": 4, "resnets": 1, "scales": 1, "mixtures": 1},
+        held_out=8,
+        eval_every=2,
+        save_every=2,
+        progress=False,
+        log=lambda *a: None,
+    )
     common = ["--size", "32", "--steps", "3", "--quiet", "--prior", ckpt]
-    assert main(["invert", "--layer", "_blocks.1", "--image", "sample:chelsea", "--out", str(tmp_path / "inv")] + common) == 0
-    assert main(["diverse", "--target", "_blocks.1:0", "--lambdas", "0,1", "--n", "2", "--prior-weight", "0.01", "--out", str(tmp_path / "div")] + common) == 0
-    assert main(["visualize", "--target", "_blocks.1:0", "--out", str(tmp_path / "vis")] + common) == 0
+    assert (
+        main(
+            [
+                "invert",
+                "--layer",
+                "_blocks.1",
+                "--image",
+                "sample:chelsea",
+                "--out",
+                str(tmp_path / "inv"),
+            ]
+            + common
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "diverse",
+                "--target",
+                "_blocks.1:0",
+                "--lambdas",
+                "0,1",
+                "--n",
+                "2",
+                "--prior-weight",
+                "0.01",
+                "--out",
+                str(tmp_path / "div"),
+            ]
+            + common
+        )
+        == 0
+    )
+    assert (
+        main(["visualize", "--target", "_blocks.1:0", "--out", str(tmp_path / "vis")] + common) == 0
+    )
     import json
 
     inv = json.loads((tmp_path / "inv" / "metrics.json").read_text())
-    assert inv["config"]["prior"]["weight"] == 0.1 and inv["config"]["prior"]["network"]["filters"] == 4
+    assert (
+        inv["config"]["prior"]["weight"] == 0.1
+        and inv["config"]["prior"]["network"]["filters"] == 4
+    )
     div = json.loads((tmp_path / "div" / "metrics.json").read_text())
     assert div["config"]["alpha"] == 0.01 and div["config"]["prior"]["patch"] == 8
     vis = json.loads((tmp_path / "vis" / "metrics.json").read_text())
     assert vis["prior"]["weight"] == 0.0005 and len(vis["prior"]["log_prior"]) == 1
     capsys.readouterr()
-    assert main(["invert", "--layer", "_blocks.1", "--image", "sample:chelsea", "--prior-weight", "1", "--out", str(tmp_path / "bad")]) == 2
+    assert (
+        main(
+            [
+                "invert",
+                "--layer",
+                "_blocks.1",
+                "--image",
+                "sample:chelsea",
+                "--prior-weight",
+                "1",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     assert "--prior-weight" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 

@@ -13,9 +13,8 @@ import os
 
 import numpy as np
 import pytest
-import torch
-
 import reference_runs as R
+import torch
 
 
 def _environment_matches():
@@ -33,7 +32,9 @@ def _compare(entry, name, found):
         got = found[key]
         assert got.shape == want.shape and got.dtype == want.dtype, (key, got.shape, want.shape)
         if exact:
-            assert np.array_equal(got, want, equal_nan=True), f"{entry}/{name} {key}: not bit-identical"
+            assert np.array_equal(got, want, equal_nan=True), (
+                f"{entry}/{name} {key}: not bit-identical"
+            )
         else:
             print(f"{entry}/{name} {key}: recorded on {recorded}, compared with a tolerance here")
             np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3, err_msg=key)

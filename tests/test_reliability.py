@@ -52,9 +52,17 @@ def test_statistics_of_a_hand_made_case():
     )
     s = repeat_statistics(logits, [f"c{i}" for i in range(7)])
     assert s["top1"] == [6, 6, 0, 6] and s["top1_names"][2] == "c0"
-    assert s["top1_agreement"] == 0.75 and s["top1_most_common"] == {"class": 6, "name": "c6", "count": 3}
+    assert s["top1_agreement"] == 0.75 and s["top1_most_common"] == {
+        "class": 6,
+        "name": "c6",
+        "count": 3,
+    }
     # top-5 sets: {6,5,4,3,2} x2, {0,1,2,3,4}, {6,4,5,3,1}; labels 0 (once) is unique to repeat 2: 1 of 20
-    assert s["top5_labels"] == 20 and s["top5_unique_to_one_repeat"] == 1 and s["top5_shared"] == 19 / 20
+    assert (
+        s["top5_labels"] == 20
+        and s["top5_unique_to_one_repeat"] == 1
+        and s["top5_shared"] == 19 / 20
+    )
     # ρ of repeats 0 and 1 is 1, of 0 and 2 is -1
     assert s["spearman"]["first_pair"]["rho"] == pytest.approx(1.0)
     assert s["spearman"]["min_rho"] == pytest.approx(-1.0)
@@ -63,7 +71,23 @@ def test_statistics_of_a_hand_made_case():
 
 def test_cli_statistics_recomputed_by_hand_from_saved_logits(tmp_path, capsys):
     out = tmp_path / "rel"
-    code, stdout, _ = run(["reliability", "--target", "_blocks.3:2", "--repeats", "5", "--size", "32", "--steps", "4", "--quiet", "--out", str(out)], capsys)
+    code, stdout, _ = run(
+        [
+            "reliability",
+            "--target",
+            "_blocks.3:2",
+            "--repeats",
+            "5",
+            "--size",
+            "32",
+            "--steps",
+            "4",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0 and "top-1:" in stdout and "Spearman" in stdout
     m = json.loads((out / "metrics.json").read_text())
     data = np.load(out / "result.npz")
@@ -86,7 +110,9 @@ def test_cli_statistics_recomputed_by_hand_from_saved_logits(tmp_path, capsys):
     # pixel correlation by hand
     x = data["images"].reshape(5, -1)
     c = np.corrcoef(x)
-    assert m["pixel_correlation"] == pytest.approx(np.mean([c[i, j] for i, j in combinations(range(5), 2)]), abs=1e-6)
+    assert m["pixel_correlation"] == pytest.approx(
+        np.mean([c[i, j] for i, j in combinations(range(5), 2)]), abs=1e-6
+    )
     assert (out / "logits.png").exists() and (out / "grid.png").exists()
     assert m["config"]["repeats"] == 5 and m["config"]["classifier"] == "efficientnet_lite0"
 
@@ -94,7 +120,26 @@ def test_cli_statistics_recomputed_by_hand_from_saved_logits(tmp_path, capsys):
 def test_repeats_from_different_noise_differ_and_the_seed_reproduces(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
-        assert run(["reliability", "--target", "_blocks.1:0", "--repeats", "3", "--size", "32", "--steps", "3", "--quiet", "--out", str(out)], capsys)[0] == 0
+        assert (
+            run(
+                [
+                    "reliability",
+                    "--target",
+                    "_blocks.1:0",
+                    "--repeats",
+                    "3",
+                    "--size",
+                    "32",
+                    "--steps",
+                    "3",
+                    "--quiet",
+                    "--out",
+                    str(out),
+                ],
+                capsys,
+            )[0]
+            == 0
+        )
     ia, ib = np.load(a / "result.npz")["images"], np.load(b / "result.npz")["images"]
     assert np.array_equal(ia, ib)
     assert not np.allclose(ia[0], ia[1])
@@ -102,23 +147,84 @@ def test_repeats_from_different_noise_differ_and_the_seed_reproduces(tmp_path, c
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "x"
-    code, _, err = run(["reliability", "--target", "_blocks.3:all", "--repeats", "3", "--size", "32", "--steps", "2", "--quiet", "--out", str(out)], capsys)
+    code, _, err = run(
+        [
+            "reliability",
+            "--target",
+            "_blocks.3:all",
+            "--repeats",
+            "3",
+            "--size",
+            "32",
+            "--steps",
+            "2",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 2 and "_blocks.3:all" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run(["reliability", "--target", "_blocks.3:1", "--repeats", "1", "--quiet", "--out", str(out)], capsys)
+    code, _, err = run(
+        ["reliability", "--target", "_blocks.3:1", "--repeats", "1", "--quiet", "--out", str(out)],
+        capsys,
+    )
     assert code == 2 and "--repeats 1" in err
-    code, _, err = run(["study", "--study", "tv", "--model", "efficientnet_lite0,alexnet:random", "--target", "a:1", "--target", "b:1", "--target", "c:1", "--out", str(out)], capsys)
+    code, _, err = run(
+        [
+            "study",
+            "--study",
+            "tv",
+            "--model",
+            "efficientnet_lite0,alexnet:random",
+            "--target",
+            "a:1",
+            "--target",
+            "b:1",
+            "--target",
+            "c:1",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 2 and "3 given for 2 models" in err
-    code, _, err = run(["study", "--study", "depths", "--channel", "99", "--quiet", "--out", str(out)], capsys)
+    code, _, err = run(
+        ["study", "--study", "depths", "--channel", "99", "--quiet", "--out", str(out)], capsys
+    )
     assert code == 2 and "--channel 99" in err
     assert not out.exists()
 
 
 def test_preprocessing_study_compares_conditions(tmp_path, capsys):
     out = tmp_path / "study"
-    code, stdout, _ = run(["study", "--study", "preprocessing", "--target", "_blocks.2:3", "--repeats", "2", "--size", "32", "--steps", "4", "--quiet", "--out", str(out)], capsys)
+    code, stdout, _ = run(
+        [
+            "study",
+            "--study",
+            "preprocessing",
+            "--target",
+            "_blocks.2:3",
+            "--repeats",
+            "2",
+            "--size",
+            "32",
+            "--steps",
+            "4",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert [r["condition"] for r in m["summary"]] == ["transforms", "transforms+tv", "no-transforms+tv", "no-transforms"]
+    assert [r["condition"] for r in m["summary"]] == [
+        "transforms",
+        "transforms+tv",
+        "no-transforms+tv",
+        "no-transforms",
+    ]
     assert len(m["between_conditions"]) == 6
     # the TV scale balances the first condition's activation with its TV
     first = np.load(out / "transforms" / "result.npz")
@@ -132,6 +238,18 @@ def test_preprocessing_study_compares_conditions(tmp_path, capsys):
 
 
 def test_depth_layers_of_block_and_plain_networks():
-    assert depth_layers(preimage.load_model("efficientnet_lite0")) == [f"_blocks.{k}" for k in range(16)]
-    assert depth_layers(preimage.load_model("alexnet", weights="random")) == ["conv1", "conv2", "conv3", "conv4", "conv5"]
-    assert depth_layers(preimage.load_model("resnet18", weights="random"))[:3] == ["layer1.0", "layer1.1", "layer2.0"]
+    assert depth_layers(preimage.load_model("efficientnet_lite0")) == [
+        f"_blocks.{k}" for k in range(16)
+    ]
+    assert depth_layers(preimage.load_model("alexnet", weights="random")) == [
+        "conv1",
+        "conv2",
+        "conv3",
+        "conv4",
+        "conv5",
+    ]
+    assert depth_layers(preimage.load_model("resnet18", weights="random"))[:3] == [
+        "layer1.0",
+        "layer1.1",
+        "layer2.0",
+    ]

@@ -7,7 +7,6 @@ import torch.nn.functional as F
 import preimage
 from preimage import objectives as O
 
-
 CHANNELS = [0, 5, 7, 17]
 
 
@@ -20,7 +19,20 @@ def _optimum_cosines(model, layer, filters, size):
     top, bottom, left, right = model.layer_info(layer, size).receptive_box()
     assert top >= 0 and left >= 0 and bottom <= size and right <= size
     obj = O.unit(layer, CHANNELS) - l2 * O.l2()
-    result = preimage.render(model, obj, n=len(CHANNELS), size=size, param="pixel", decorrelate=False, output="linear", transforms="none", optimizer="adam", lr=0.05, steps=300, progress=False)
+    result = preimage.render(
+        model,
+        obj,
+        n=len(CHANNELS),
+        size=size,
+        param="pixel",
+        decorrelate=False,
+        output="linear",
+        transforms="none",
+        optimizer="adam",
+        lr=0.05,
+        steps=300,
+        progress=False,
+    )
     scale, shift = model.centering(result.images)
     centred = (result.images * scale + shift)[:, :, top:bottom, left:right]
     return F.cosine_similarity(centred.flatten(1), filters.flatten(1), dim=1)
@@ -30,7 +42,10 @@ def test_finzi_sanity_check_alexnet_conv1(alexnet):
     """A linear first-layer unit under an L2 penalty: the optimum is its filter."""
     filters = alexnet.module.features[0].weight[CHANNELS]
     cos = _optimum_cosines(alexnet, "conv1", filters, size=15)
-    print(f"AlexNet conv1 (random weights), channels {CHANNELS}: cosine with the filter {[round(float(c), 5) for c in cos]}")
+    print(
+        f"AlexNet conv1 (random weights), channels {CHANNELS}: cosine with the filter"
+        f" {[round(float(c), 5) for c in cos]}"
+    )
     assert cos.min() >= 0.99
 
 
@@ -40,7 +55,10 @@ def test_finzi_sanity_check_lite0_stem(lite0):
     gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     filters = (conv.weight * gain.view(-1, 1, 1, 1))[CHANNELS]
     cos = _optimum_cosines(lite0, "_bn0", filters, size=15)
-    print(f"EfficientNet-Lite0 stem conv + BN, channels {CHANNELS}: cosine with the filter {[round(float(c), 5) for c in cos]}")
+    print(
+        f"EfficientNet-Lite0 stem conv + BN, channels {CHANNELS}: cosine with the filter"
+        f" {[round(float(c), 5) for c in cos]}"
+    )
     assert cos.min() >= 0.99
 
 
@@ -57,7 +75,18 @@ def test_divergence_names_the_step_and_the_term(lite0):
 def test_convergence_stops_early(lite0):
     obj = O.channel("_blocks.0", 3) - 50.0 * O.l2()
     stop = preimage.Convergence(patience=10, rtol=1e-3)
-    result = preimage.render(lite0, obj, size=24, param="pixel", transforms="none", output="linear", steps=1000, lr=0.02, stop=stop, progress=False)
+    result = preimage.render(
+        lite0,
+        obj,
+        size=24,
+        param="pixel",
+        transforms="none",
+        output="linear",
+        steps=1000,
+        lr=0.02,
+        stop=stop,
+        progress=False,
+    )
     assert result.steps < 1000
     assert result.trace.shape == (result.steps, 1)
     # converged: the last steps barely move
@@ -82,5 +111,7 @@ def test_result_holds_inputs_and_activations(lite0):
     assert torch.allclose(r.inputs, lite0.preprocess(r.images), atol=1e-6)
     with torch.no_grad():
         act = lite0.activations(r.images, ["_blocks.1"])["_blocks.1"]
-    assert torch.allclose(r.activations, torch.stack([act[0, 2].mean(), act[1, 5].mean()]), rtol=1e-4, atol=1e-4)
+    assert torch.allclose(
+        r.activations, torch.stack([act[0, 2].mean(), act[1, 5].mean()]), rtol=1e-4, atol=1e-4
+    )
     assert torch.all(r.objective < r.activations)  # the TV penalty is subtracted

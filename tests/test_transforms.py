@@ -18,18 +18,22 @@ def test_pad_then_jitter_is_a_shifted_crop_with_fill():
     out = pipe(x, g, fill_value=(0.5, 0.5, 0.5))
     assert out.shape[-2:] == (10, 10)
     # replay the offsets the pipeline drew, then crop by hand
-    theta, _ = Pipeline([Pad(3), Jitter(6)], output_size=None).sample(4, (10, 10), torch.Generator().manual_seed(5))
+    theta, _ = Pipeline([Pad(3), Jitter(6)], output_size=None).sample(
+        4, (10, 10), torch.Generator().manual_seed(5)
+    )
     padded = torch.nn.functional.pad(x, (3, 3, 3, 3), value=0.5)
     for i in range(4):
         dx = int(round(float(theta[i, 0, 2]) * 5)) + 3  # normalised shift -> pixels; crop origin
         dy = int(round(float(theta[i, 1, 2]) * 5)) + 3
-        assert torch.allclose(out[i], padded[i, :, dy: dy + 10, dx: dx + 10], atol=1e-5)
+        assert torch.allclose(out[i], padded[i, :, dy : dy + 10, dx : dx + 10], atol=1e-5)
 
 
 def test_rotation_by_90_degrees_is_rot90():
     x = torch.rand(2, 3, 9, 9)
     out = Pipeline([Rotate([90.0])])(x)
-    assert torch.allclose(out, torch.rot90(x, k=1, dims=(2, 3)), atol=1e-5) or torch.allclose(out, torch.rot90(x, k=-1, dims=(2, 3)), atol=1e-5)
+    assert torch.allclose(out, torch.rot90(x, k=1, dims=(2, 3)), atol=1e-5) or torch.allclose(
+        out, torch.rot90(x, k=-1, dims=(2, 3)), atol=1e-5
+    )
 
 
 def test_zoom_by_two_samples_the_centre():
@@ -47,7 +51,9 @@ def test_seeded_and_per_element():
     c = pipe(x, torch.Generator().manual_seed(2))
     assert torch.equal(a, b) and not torch.equal(a, c)
     theta, _ = pipe.sample(6, (20, 20), torch.Generator().manual_seed(1))
-    assert len({tuple(t.flatten().tolist()) for t in theta}) > 1  # elements get their own transforms
+    assert (
+        len({tuple(t.flatten().tolist()) for t in theta}) > 1
+    )  # elements get their own transforms
 
 
 def test_finzi_preset_and_spec_strings():

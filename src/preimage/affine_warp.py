@@ -80,20 +80,36 @@ def warp(images, coef, out_hw, scale=None, shift=None, channels_last=False):
     c = images.shape[1]
     s = np.ones(c) if scale is None else _per_channel(scale, c)
     t = np.zeros(c) if shift is None else _per_channel(shift, c)
-    if images.device.type == "cpu" and images.dtype in (torch.float32, torch.float64) and _kernels() is not None and _KERNELS["pid"] == os.getpid():
+    if (
+        images.device.type == "cpu"
+        and images.dtype in (torch.float32, torch.float64)
+        and _kernels() is not None
+        and _KERNELS["pid"] == os.getpid()
+    ):
         return _Warp.apply(images, coef, out_hw, s, t, channels_last)
     if scale is not None or shift is not None:
         view = (1, c, 1, 1)
-        images = torch.addcmul(torch.as_tensor(t, dtype=images.dtype, device=images.device).view(view), images, torch.as_tensor(s, dtype=images.dtype, device=images.device).view(view))
+        images = torch.addcmul(
+            torch.as_tensor(t, dtype=images.dtype, device=images.device).view(view),
+            images,
+            torch.as_tensor(s, dtype=images.dtype, device=images.device).view(view),
+        )
     g = grid(coef, images.shape[-2:], out_hw, images.dtype, images.device)
     out = F.grid_sample(images, g, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
 
 def _per_channel(values, channels):
-    v = values.detach().double().cpu().flatten().numpy() if torch.is_tensor(values) else np.asarray(values, dtype=np.float64).ravel()
+    v = (
+        values.detach().double().cpu().flatten().numpy()
+        if torch.is_tensor(values)
+        else np.asarray(values, dtype=np.float64).ravel()
+    )
     if v.size not in (1, channels):  # the kernels do not check bounds
-        raise ValueError(f"per-channel scale or shift has {v.size} values for {channels} channels; give 1 or {channels}")
+        raise ValueError(
+            f"per-channel scale or shift has {v.size} values for {channels} channels; give 1 or"
+            f" {channels}"
+        )
     return np.ascontiguousarray(np.broadcast_to(v, (channels,)) if v.size == 1 else v)
 
 
@@ -113,7 +129,9 @@ class _Warp(torch.autograd.Function):
     def backward(ctx, grad_out):
         g = grad_out.detach()
         if not (g.is_contiguous() or g.is_contiguous(memory_format=torch.channels_last)):
-            g = g.contiguous()  # the kernel reads any strides, but a dense layout keeps its reads local
+            g = (
+                g.contiguous()
+            )  # the kernel reads any strides, but a dense layout keeps its reads local
         grad = torch.empty(ctx.in_shape, dtype=g.dtype)
         _, adjoint_kernel = _kernels()
         _run(adjoint_kernel, g.numpy(), ctx.coef, ctx.scale, grad.numpy())
@@ -151,7 +169,12 @@ def _compile():
 
     # fused multiply-adds and reordered sums, but NaN and infinity still propagate (the render
     # loop reports a diverged objective by its non-finite value)
-    jit = numba.njit(parallel=True, cache=True, boundscheck=False, fastmath={"contract", "reassoc", "nsz", "arcp"})
+    jit = numba.njit(
+        parallel=True,
+        cache=True,
+        boundscheck=False,
+        fastmath={"contract", "reassoc", "nsz", "arcp"},
+    )
 
     @jit
     def forward_kernel(x, coef, scale, shift, out):
@@ -159,7 +182,14 @@ def _compile():
         ho, wo = out.shape[2], out.shape[3]
         for task in numba.prange(n_images * ho):  # one output row each
             n, i = task // ho, task % ho
-            a, b, c, d, e, f = coef[n, 0], coef[n, 1], coef[n, 2], coef[n, 3], coef[n, 4], coef[n, 5]
+            a, b, c, d, e, f = (
+                coef[n, 0],
+                coef[n, 1],
+                coef[n, 2],
+                coef[n, 3],
+                coef[n, 4],
+                coef[n, 5],
+            )
             col_i, row_i = b * i + c, e * i + f
             for j in range(wo):
                 col, row = a * j + col_i, d * j + row_i
@@ -170,7 +200,12 @@ def _compile():
                 w00 = 1.0 - fx - w10
                 if x0 >= 0 and y0 >= 0 and x0 + 1 < w and y0 + 1 < h:
                     for k in range(channels):
-                        v = w00 * x[n, k, y0, x0] + w01 * x[n, k, y0, x0 + 1] + w10 * x[n, k, y0 + 1, x0] + w11 * x[n, k, y0 + 1, x0 + 1]
+                        v = (
+                            w00 * x[n, k, y0, x0]
+                            + w01 * x[n, k, y0, x0 + 1]
+                            + w10 * x[n, k, y0 + 1, x0]
+                            + w11 * x[n, k, y0 + 1, x0 + 1]
+                        )
                         out[n, k, i, j] = scale[k] * v + shift[k]  # the weights sum to 1
                 else:  # zero padding: taps outside the image add nothing
                     top, bottom = 0 <= y0 < h, 0 <= y0 + 1 < h
@@ -196,8 +231,17 @@ def _compile():
     def adjoint_kernel(g, coef, scale, out):
         n_images, channels, h, w = out.shape
         ho, wo = g.shape[2], g.shape[3]
-        for n in numba.prange(n_images):  # one image each: its pixels are written by this thread only
-            a, b, c, d, e, f = coef[n, 0], coef[n, 1], coef[n, 2], coef[n, 3], coef[n, 4], coef[n, 5]
+        for n in numba.prange(
+            n_images
+        ):  # one image each: its pixels are written by this thread only
+            a, b, c, d, e, f = (
+                coef[n, 0],
+                coef[n, 1],
+                coef[n, 2],
+                coef[n, 3],
+                coef[n, 4],
+                coef[n, 5],
+            )
             out[n] = 0.0
             for i in range(ho):
                 col_i, row_i = b * i + c, e * i + f

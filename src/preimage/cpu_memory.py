@@ -35,7 +35,9 @@ def keep_freed_memory():
     if _state["done"]:
         return _state["kept"]
     _state["done"] = True
-    if os.environ.get("PREIMAGE_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+    if os.environ.get("PREIMAGE_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith(
+        "linux"
+    ):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -93,7 +93,13 @@ def natural_patch_norm(model, size, images=None, patches_per_image=32, seed=0):
             a = _rgb(getattr(skimage.data, name)())
             h, w = a.shape[:2]
             s = model.input_size / min(h, w)
-            arrays.append(np.asarray(Image.fromarray(a).resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)))
+            arrays.append(
+                np.asarray(
+                    Image.fromarray(a).resize(
+                        (max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC
+                    )
+                )
+            )
         images = [torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255 for a in arrays]
     else:
         images = list(images)
@@ -105,7 +111,9 @@ def natural_patch_norm(model, size, images=None, patches_per_image=32, seed=0):
             continue
         ys = torch.randint(0, h - size + 1, (patches_per_image,), generator=g)
         xs = torch.randint(0, w - size + 1, (patches_per_image,), generator=g)
-        crops = torch.stack([im[:, y: y + size, x: x + size] for y, x in zip(ys.tolist(), xs.tolist())])
+        crops = torch.stack(
+            [im[:, y : y + size, x : x + size] for y, x in zip(ys.tolist(), xs.tolist())]
+        )
         scale, shift = model.centering(crops)
         norms.append((crops * scale + shift).flatten(1).norm(dim=1))
     if not norms:
@@ -135,7 +143,9 @@ def min_distance(layer, n, lambdas):
         closest = d.masked_fill(eye, float("inf")).flatten(1).amin(1)
         return (lam * closest / n).repeat_interleave(n)
 
-    return O.Objective(fn, [] if layer is None else [layer], f"λ·min d({layer or 'pixels'})", penalty=True)
+    return O.Objective(
+        fn, [] if layer is None else [layer], f"λ·min d({layer or 'pixels'})", penalty=True
+    )
 
 
 def pairwise_distances(f):
@@ -177,7 +187,11 @@ class UnitSweep:
         base = float(self.mean_activation[0])
         if not base > 0:
             return None
-        ok = [k for k in range(len(self.lambdas)) if float(self.mean_activation[k]) >= self.threshold * base]
+        ok = [
+            k
+            for k in range(len(self.lambdas))
+            if float(self.mean_activation[k]) >= self.threshold * base
+        ]
         return max(ok)
 
     @property
@@ -241,24 +255,68 @@ def diverse(
         raise PreimageError(f"bad --n {n}; the diversity term needs at least 2 images")
     lambdas = [float(v) for v in lambdas]
     if not lambdas or lambdas[0] != 0.0 or any(v < 0 for v in lambdas):
-        raise PreimageError(f"bad lambdas {lambdas}; they must start at 0 (the reference) and be non-negative")
+        raise PreimageError(
+            f"bad lambdas {lambdas}; they must start at 0 (the reference) and be non-negative"
+        )
     address = model.resolve_layer(layer)
     size = int(size or sweep_size(model, layer))
     threshold = default_threshold(model) if threshold is None else float(threshold)
-    dist_layer = preceding_layer(model, layer) if distance is None else (None if distance == PIXELS else model.resolve_layer(distance))
+    dist_layer = (
+        preceding_layer(model, layer)
+        if distance is None
+        else (None if distance == PIXELS else model.resolve_layer(distance))
+    )
     norm = 0.5 * natural_patch_norm(model, size, natural) if norm is None else float(norm)
     per_unit = len(lambdas) * n
     units_per_batch = max(1, int(max_pixels // (per_unit * size * size)))
     out = []
     for start in range(0, len(channels), units_per_batch):
-        chunk = list(channels[start: start + units_per_batch])
-        out.extend(_sweep(model, layer, address, chunk, n, lambdas, threshold, steps, lr, dist_layer, size, norm, prior, alpha, seed, patience, progress))
+        chunk = list(channels[start : start + units_per_batch])
+        out.extend(
+            _sweep(
+                model,
+                layer,
+                address,
+                chunk,
+                n,
+                lambdas,
+                threshold,
+                steps,
+                lr,
+                dist_layer,
+                size,
+                norm,
+                prior,
+                alpha,
+                seed,
+                patience,
+                progress,
+            )
+        )
     for s in out:
         s.extra.update(size=size, norm=norm, steps_max=steps, lr=lr, n=n, alpha=alpha)
     return out
 
 
-def _sweep(model, layer, address, channels, n, lambdas, threshold, steps, lr, dist_layer, size, norm, prior, alpha, seed, patience, progress):
+def _sweep(
+    model,
+    layer,
+    address,
+    channels,
+    n,
+    lambdas,
+    threshold,
+    steps,
+    lr,
+    dist_layer,
+    size,
+    norm,
+    prior,
+    alpha,
+    seed,
+    patience,
+    progress,
+):
     L = len(lambdas)
     per_unit = L * n
     total = len(channels) * per_unit
@@ -269,10 +327,31 @@ def _sweep(model, layer, address, channels, n, lambdas, threshold, steps, lr, di
         objective = objective + alpha * prior
     generator = torch.Generator().manual_seed(int(seed))
     # the same starting noise for every λ of a unit, so that the sweep varies only λ
-    first = ImageParam(n, size, basis="fourier", decorrelate=False, output="linear", decay=0.5, offset=model.display_mean(), generator=generator, device=model.device)
-    base = ImageParam(total, size, basis="fourier", decorrelate=False, output="linear", decay=0.5, offset=model.display_mean(), device=model.device)
+    first = ImageParam(
+        n,
+        size,
+        basis="fourier",
+        decorrelate=False,
+        output="linear",
+        decay=0.5,
+        offset=model.display_mean(),
+        generator=generator,
+        device=model.device,
+    )
+    base = ImageParam(
+        total,
+        size,
+        basis="fourier",
+        decorrelate=False,
+        output="linear",
+        decay=0.5,
+        offset=model.display_mean(),
+        device=model.device,
+    )
     with torch.no_grad():
-        base.theta.copy_(first.theta.detach().repeat(len(channels) * L, *([1] * (first.theta.dim() - 1))))
+        base.theta.copy_(
+            first.theta.detach().repeat(len(channels) * L, *([1] * (first.theta.dim() - 1)))
+        )
     param = NormalizedParam(base, norm, model)
     stop = Convergence(patience=patience) if patience else None
     result = render(
@@ -306,7 +385,18 @@ def _sweep(model, layer, address, channels, n, lambdas, threshold, steps, lr, di
     closest = closest.reshape(len(channels), L)
     meta = {"steps": result.steps, "seconds": result.seconds}
     return [
-        UnitSweep(layer, int(c), list(lambdas), images[u], inputs[u], acts[u], closest[u], threshold, dist_layer, extra=dict(meta))
+        UnitSweep(
+            layer,
+            int(c),
+            list(lambdas),
+            images[u],
+            inputs[u],
+            acts[u],
+            closest[u],
+            threshold,
+            dist_layer,
+            extra=dict(meta),
+        )
         for u, c in enumerate(channels)
     ]
 
@@ -321,7 +411,11 @@ def phase(images, wavelength, orientation=0.0, sigma=None):
     grey = images.mean(1)
     h, w = grey.shape[-2:]
     c_y, c_x = (h - 1) / 2, (w - 1) / 2
-    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float64) - c_y, torch.arange(w, dtype=torch.float64) - c_x, indexing="ij")
+    y, x = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64) - c_y,
+        torch.arange(w, dtype=torch.float64) - c_x,
+        indexing="ij",
+    )
     xr = x * math.cos(orientation) + y * math.sin(orientation)
     env = torch.exp(-(x**2 + y**2) / (2 * (sigma or wavelength / 2) ** 2))
     carrier = 2 * math.pi * xr / wavelength

@@ -53,12 +53,21 @@ def tradeoff(sweeps, path, title=None):
     plt = pyplot()
     x, low = _lambda_axis(sweeps[0].lambdas)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, attr, label in ((axes[0], "normalized_activation", "mean activation / λ=0"), (axes[1], "normalized_distance", "min distance / λ=0")):
+    for ax, attr, label in (
+        (axes[0], "normalized_activation", "mean activation / λ=0"),
+        (axes[1], "normalized_distance", "min distance / λ=0"),
+    ):
         values = np.stack([getattr(s, attr).numpy() for s in sweeps])
         if len(sweeps) == 1:
             ax.plot(x, values[0], marker="o")
             if sweeps[0].chosen is not None:
-                ax.axvline(x[sweeps[0].chosen], color="k", ls="--", lw=0.8, label=f"chosen λ = {sweeps[0].chosen_lambda:g}")
+                ax.axvline(
+                    x[sweeps[0].chosen],
+                    color="k",
+                    ls="--",
+                    lw=0.8,
+                    label=f"chosen λ = {sweeps[0].chosen_lambda:g}",
+                )
                 ax.legend(fontsize=8)
         else:
             q1, med, q3 = np.nanpercentile(values, [25, 50, 75], axis=0)
@@ -83,8 +92,15 @@ def histograms(groups, path, xlabel, title=None, log=True):
     """Overlaid histograms of one value per unit for several groups ({name: values}), medians marked."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    clean = {k: np.array([v for v in vals if v is not None and np.isfinite(v) and (v > 0 or not log)]) for k, vals in groups.items()}
-    allv = np.concatenate([v for v in clean.values() if len(v)]) if any(len(v) for v in clean.values()) else np.array([1.0])
+    clean = {
+        k: np.array([v for v in vals if v is not None and np.isfinite(v) and (v > 0 or not log)])
+        for k, vals in groups.items()
+    }
+    allv = (
+        np.concatenate([v for v in clean.values() if len(v)])
+        if any(len(v) for v in clean.values())
+        else np.array([1.0])
+    )
     if log:
         bins = np.logspace(np.log10(allv.min()), np.log10(allv.max()) + 1e-9, 20)
         ax.set_xscale("log")
@@ -120,7 +136,13 @@ def sweep_grid(sweep, path):
             ax.set_xticks([])
             ax.set_yticks([])
         mark = "  ← chosen" if r == sweep.chosen else ""
-        axes[r][0].set_ylabel(f"λ={sweep.lambdas[r]:g}\n{float(acts[r]):.2f}{mark}", fontsize=7, rotation=0, ha="right", va="center")
+        axes[r][0].set_ylabel(
+            f"λ={sweep.lambdas[r]:g}\n{float(acts[r]):.2f}{mark}",
+            fontsize=7,
+            rotation=0,
+            ha="right",
+            va="center",
+        )
     fig.suptitle(f"{sweep.layer}:{sweep.channel}  (λ, mean activation / λ=0)", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
@@ -131,13 +153,24 @@ def invariance_panel(unit, path):
     from .images import to_uint8
 
     plt = pyplot()
-    rows = [("templates", unit.templates), ("pair averages", unit.pairs), ("windowed crops", unit.crops)]
+    rows = [
+        ("templates", unit.templates),
+        ("pair averages", unit.pairs),
+        ("windowed crops", unit.crops),
+    ]
     cols = max(len(r[1]) for r in rows)
     fig = plt.figure(figsize=(1.1 * cols + 2.8, 1.2 * len(rows) + 0.5))
     grid = fig.add_gridspec(len(rows), cols + 3)
     ax = fig.add_subplot(grid[:, :3])
     ax.imshow(to_uint8(unit.texture), interpolation="nearest")
-    ax.set_title(f"texture (SII {unit.shift_invariance_index:.2f})" if unit.shift_invariance_index is not None else "texture", fontsize=8)
+    ax.set_title(
+        (
+            f"texture (SII {unit.shift_invariance_index:.2f})"
+            if unit.shift_invariance_index is not None
+            else "texture"
+        ),
+        fontsize=8,
+    )
     ax.axis("off")
     for r, (label, images) in enumerate(rows):
         for c in range(cols):
@@ -148,7 +181,14 @@ def invariance_panel(unit, path):
         fig.add_subplot(grid[r, 3]).set_title(label, fontsize=7, loc="left")
         fig.axes[-1].axis("off")
     lci = unit.linear_combination_index
-    fig.suptitle(f"{unit.layer}:{unit.channel}   LCI {lci:.2f}" if lci is not None else f"{unit.layer}:{unit.channel}", fontsize=9)
+    fig.suptitle(
+        (
+            f"{unit.layer}:{unit.channel}   LCI {lci:.2f}"
+            if lci is not None
+            else f"{unit.layer}:{unit.channel}"
+        ),
+        fontsize=9,
+    )
     save_figure(fig, path)
 
 
@@ -177,10 +217,28 @@ def invariance_plots(groups, folder, prefix="", title=None):
     that was never active. Writes ``folder/prefix`` + each name of INVARIANCE_PLOTS; returns their paths.
     """
     paths = [os.path.join(folder, prefix + name) for name in INVARIANCE_PLOTS]
-    histograms({k: [s for s, _ in v] for k, v in groups.items()}, paths[0], xlabel="shift invariance index", title=title, log=False)
-    histograms({k: [c for _, c in v] for k, v in groups.items()}, paths[1], xlabel="linear combination index", title=title, log=False)
+    histograms(
+        {k: [s for s, _ in v] for k, v in groups.items()},
+        paths[0],
+        xlabel="shift invariance index",
+        title=title,
+        log=False,
+    )
+    histograms(
+        {k: [c for _, c in v] for k, v in groups.items()},
+        paths[1],
+        xlabel="linear combination index",
+        title=title,
+        log=False,
+    )
     both = {k: [(s, c) for s, c in v if s is not None and c is not None] for k, v in groups.items()}
-    scatter({k: ([s for s, _ in v], [c for _, c in v]) for k, v in both.items()}, paths[2], xlabel="shift invariance index", ylabel="linear combination index", title=title)
+    scatter(
+        {k: ([s for s, _ in v], [c for _, c in v]) for k, v in both.items()},
+        paths[2],
+        xlabel="shift invariance index",
+        ylabel="linear combination index",
+        title=title,
+    )
     return paths
 
 
@@ -206,7 +264,12 @@ def image_rows(rows, path, columns=None, row_height=1.6):
 
     plt = pyplot()
     columns = columns or max(len(images) for _, images in rows)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(row_height * columns + 1.2, row_height * len(rows) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows),
+        columns,
+        figsize=(row_height * columns + 1.2, row_height * len(rows) + 0.3),
+        squeeze=False,
+    )
     for r, (label, images) in enumerate(rows):
         for c in range(columns):
             ax = axes[r][c]

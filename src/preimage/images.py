@@ -20,7 +20,22 @@ from PIL import Image
 from .errors import PreimageError
 
 # scikit-image's natural colour photographs (the grey ones are expanded to RGB)
-SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "immunohistochemistry", "camera", "grass", "gravel", "brick", "moon", "coins", "clock")
+SAMPLE_IMAGES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "retina",
+    "immunohistochemistry",
+    "camera",
+    "grass",
+    "gravel",
+    "brick",
+    "moon",
+    "coins",
+    "clock",
+)
 
 
 def atomic_write(path, data: bytes):
@@ -72,7 +87,10 @@ def grid(images, columns=None, pad=2, min_tile=96):
     for i, t in enumerate(tiles):
         r, c = divmod(i, columns)
         t = np.kron(t, np.ones((k, k, 1), np.uint8)) if k > 1 else t
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = t
+        out[
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + c * (w + pad) : pad + c * (w + pad) + w,
+        ] = t
     return out
 
 
@@ -86,7 +104,13 @@ def save_json(path, obj):
 
 def save_npz(path, **arrays):
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: (v.detach().cpu().numpy() if torch.is_tensor(v) else np.asarray(v)) for k, v in arrays.items()})
+    np.savez_compressed(
+        buf,
+        **{
+            k: v.detach().cpu().numpy() if torch.is_tensor(v) else np.asarray(v)
+            for k, v in arrays.items()
+        },
+    )
     atomic_write(path, buf.getvalue())
 
 
@@ -119,7 +143,7 @@ def centre_crop(array, size):
     h, w = array.shape[:2]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
-    im = Image.fromarray(array[top: top + s, left: left + s])
+    im = Image.fromarray(array[top : top + s, left : left + s])
     return np.asarray(im.resize((size, size), Image.BICUBIC))
 
 
@@ -158,7 +182,9 @@ def natural_crops(size, per_side=3, scales=(1.0, 0.6), names=None):
                 for j in range(per_side):
                     top = (h - side) * i // max(1, per_side - 1)
                     left = (w - side) * j // max(1, per_side - 1)
-                    crop = Image.fromarray(array[top: top + side, left: left + side]).resize((size, size), Image.BICUBIC)
+                    crop = Image.fromarray(array[top : top + side, left : left + side]).resize(
+                        (size, size), Image.BICUBIC
+                    )
                     out.append(np.asarray(crop))
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255.0
 
@@ -180,11 +206,13 @@ def load_folder(path, size, limit=None):
 def load_image_arg(spec, size):
     """--image: a file, or sample:NAME for one of scikit-image's photographs."""
     if spec.startswith("sample:"):
-        name = spec[len("sample:"):]
+        name = spec[len("sample:") :]
         if name not in SAMPLE_IMAGES:
             from .errors import suggest
 
-            raise PreimageError(f"unknown sample image {name!r}; valid: {suggest(name, SAMPLE_IMAGES)}")
+            raise PreimageError(
+                f"unknown sample image {name!r}; valid: {suggest(name, SAMPLE_IMAGES)}"
+            )
         return sample_images(size, [name])
     return load_image(spec, size)
 

@@ -37,7 +37,11 @@ def crop_window(size, sigma=None):
     """exp(-(r/σ)^4), r the distance from the crop's centre, σ = size / 2.5."""
     sigma = sigma or size / SIGMA_RATIO
     c = (size - 1) / 2
-    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float64) - c, torch.arange(size, dtype=torch.float64) - c, indexing="ij")
+    y, x = torch.meshgrid(
+        torch.arange(size, dtype=torch.float64) - c,
+        torch.arange(size, dtype=torch.float64) - c,
+        indexing="ij",
+    )
     r = torch.sqrt(x**2 + y**2)
     return torch.exp(-((r / sigma) ** 4)).float()
 
@@ -60,7 +64,11 @@ class WindowedCrops(Pipeline):
         return True
 
     def describe(self):
-        return {"windowed_crops": self.size, "per_step": self.k, "window": f"exp(-(r/σ)^4), σ = size / {SIGMA_RATIO}"}
+        return {
+            "windowed_crops": self.size,
+            "per_step": self.k,
+            "window": f"exp(-(r/σ)^4), σ = size / {SIGMA_RATIO}",
+        }
 
     def window(self, like):
         key = (like.device, like.dtype)
@@ -122,10 +130,12 @@ def all_crops_activation(model, layer, textures, channels, size, chunk=256):
     out = []
     with torch.no_grad():
         for i in range(n):
-            image = model.normalize(textures[i: i + 1].to(model.device))
+            image = model.normalize(textures[i : i + 1].to(model.device))
             total, count = 0.0, 0
             for start in range(0, len(ys), chunk):
-                crops = pipe.crops(image, ys[None, start: start + chunk], xs[None, start: start + chunk])
+                crops = pipe.crops(
+                    image, ys[None, start : start + chunk], xs[None, start : start + chunk]
+                )
                 a = model.activations_of_inputs(model.memory_format(crops), [layer])[layer]
                 hh, ww = a.shape[-2:]
                 total += float(a[:, channels[i], hh // 2, ww // 2].sum())
@@ -134,12 +144,34 @@ def all_crops_activation(model, layer, textures, channels, size, chunk=256):
     return torch.tensor(out)
 
 
-def textures(model, layer, channels, size, steps=1000, lr=0.1, crops_per_step=16, norm=None, seed=0, patience=50, progress=True):
+def textures(
+    model,
+    layer,
+    channels,
+    size,
+    steps=1000,
+    lr=0.1,
+    crops_per_step=16,
+    norm=None,
+    seed=0,
+    patience=50,
+    progress=True,
+):
     """Optimize one texture of side 2ρ per unit, maximizing the mean activation of its windowed crops."""
     big = 2 * size
     norm = 0.5 * natural_patch_norm(model, big) if norm is None else norm
     n = len(channels)
-    base = ImageParam(n, big, basis="fourier", decorrelate=False, output="linear", decay=0.5, offset=model.display_mean(), generator=torch.Generator().manual_seed(int(seed)), device=model.device)
+    base = ImageParam(
+        n,
+        big,
+        basis="fourier",
+        decorrelate=False,
+        output="linear",
+        decay=0.5,
+        offset=model.display_mean(),
+        generator=torch.Generator().manual_seed(int(seed)),
+        device=model.device,
+    )
     pipe = WindowedCrops(size, crops_per_step)
     result = render(
         model,
@@ -164,7 +196,9 @@ def pair_averages(templates, model):
     scale, shift = model.centering(templates)
     centred = templates * scale + shift
     target = centred.flatten(1).norm(dim=1).mean()
-    pairs = torch.stack([(centred[i] + centred[j]) / 2 for i, j in combinations(range(templates.shape[0]), 2)])
+    pairs = torch.stack(
+        [(centred[i] + centred[j]) / 2 for i, j in combinations(range(templates.shape[0]), 2)]
+    )
     pairs = pairs * (target / pairs.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, 1, 1, 1)
     return (pairs - shift) / scale
 
@@ -206,11 +240,39 @@ class UnitInvariance:
         }
 
 
-def invariance(model, layer, channels, n=6, steps=1000, seed=0, progress=True, sweep_kwargs=None, crops_per_step=16):
+def invariance(
+    model,
+    layer,
+    channels,
+    n=6,
+    steps=1000,
+    seed=0,
+    progress=True,
+    sweep_kwargs=None,
+    crops_per_step=16,
+):
     """Both indices for units of a layer: the diverse sweep, the textures, the pair averages."""
-    sweeps = diverse(model, layer, channels, n=n, steps=steps, seed=seed, progress=progress, **(sweep_kwargs or {}))
+    sweeps = diverse(
+        model,
+        layer,
+        channels,
+        n=n,
+        steps=steps,
+        seed=seed,
+        progress=progress,
+        **(sweep_kwargs or {}),
+    )
     size = sweeps[0].extra["size"]
-    tex, norm = textures(model, layer, channels, size, steps=steps, seed=seed, crops_per_step=crops_per_step, progress=progress)
+    tex, norm = textures(
+        model,
+        layer,
+        channels,
+        size,
+        steps=steps,
+        seed=seed,
+        crops_per_step=crops_per_step,
+        progress=progress,
+    )
     crop_act = all_crops_activation(model, layer, tex.images, channels, size)
     pipe = WindowedCrops(size, 16)
     out = []
@@ -222,7 +284,7 @@ def invariance(model, layer, channels, n=6, steps=1000, seed=0, progress=True, s
         pair_act = float(unit_activation(model, layer, pairs, s.channel).mean())
         ok = s.chosen is not None and template_act > 0
         with torch.no_grad():
-            grid = pipe.final_view(model.normalize(tex.images[i: i + 1]))
+            grid = pipe.final_view(model.normalize(tex.images[i : i + 1]))
         scale, shift = model.affine(grid)
         crops = (grid - shift) / scale
         out.append(
@@ -239,7 +301,12 @@ def invariance(model, layer, channels, n=6, steps=1000, seed=0, progress=True, s
                 crops=crops.cpu(),
                 templates=templates,
                 pairs=pairs.cpu(),
-                extra={"texture_norm": norm, "template_norm": s.extra["norm"], "texture_steps": tex.steps, "sweep": s.as_dict()},
+                extra={
+                    "texture_norm": norm,
+                    "template_norm": s.extra["norm"],
+                    "texture_steps": tex.steps,
+                    "sweep": s.as_dict(),
+                },
             )
         )
     return out, sweeps
@@ -249,7 +316,11 @@ def spearman(units):
     """Spearman's rank correlation between the two indices over units (scipy.stats), with its p-value."""
     from scipy.stats import spearmanr
 
-    pairs = [(u.shift_invariance_index, u.linear_combination_index) for u in units if u.shift_invariance_index is not None and u.linear_combination_index is not None]
+    pairs = [
+        (u.shift_invariance_index, u.linear_combination_index)
+        for u in units
+        if u.shift_invariance_index is not None and u.linear_combination_index is not None
+    ]
     if len(pairs) < 3:
         return {"rho": None, "p": None, "units": len(pairs)}
     a, b = np.array(pairs).T

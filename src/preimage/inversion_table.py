@@ -25,7 +25,18 @@ def column_name(model, layer, with_model=False):
     return f"{model.name}:{name}" if with_model else name
 
 
-def inversion_table(columns, Cs, images, seeds=1, seed=0, energy=None, jitter=None, progress=True, log=print, **prior):
+def inversion_table(
+    columns,
+    Cs,
+    images,
+    seeds=1,
+    seed=0,
+    energy=None,
+    jitter=None,
+    progress=True,
+    log=print,
+    **prior,
+):
     """Invert every image at every C from every (model, layer) column.
 
     Returns ({column name: {C: errors over images}}, {(column name, C): reconstruction of image 0},
@@ -35,7 +46,18 @@ def inversion_table(columns, Cs, images, seeds=1, seed=0, energy=None, jitter=No
     """
     errors, first, bounded = {}, {}, {}
     for i, (model, layer, name) in enumerate(columns):
-        result = invert(model, layer, images, C=list(Cs), seeds=seeds, seed=seed, energy=energy, jitter=jitter, progress=progress, **prior)
+        result = invert(
+            model,
+            layer,
+            images,
+            C=list(Cs),
+            seeds=seeds,
+            seed=seed,
+            energy=energy,
+            jitter=jitter,
+            progress=progress,
+            **prior,
+        )
         per_c = {}
         for c in Cs:
             idx = [k for k, m in enumerate(result.meta) if m["C"] == float(c)]
@@ -43,7 +65,9 @@ def inversion_table(columns, Cs, images, seeds=1, seed=0, energy=None, jitter=No
             first[(name, float(c))] = result.images[idx[0]].cpu()
         errors[name] = per_c
         bounded[name] = bounded_photograph_error(model, layer, images, energy).numpy()
-        summary = ", ".join(f"C={c:g}: {100 * v.mean():.1f} ± {100 * v.std():.1f} %" for c, v in per_c.items())
+        summary = ", ".join(
+            f"C={c:g}: {100 * v.mean():.1f} ± {100 * v.std():.1f} %" for c, v in per_c.items()
+        )
         summary += f"; the photographs within B+: {100 * bounded[name].mean():.1f} %"
         log(f"[{i + 1}/{len(columns)}] {name}: {summary} ({result.render.seconds:.0f} s)")
     return errors, first, bounded
@@ -63,20 +87,53 @@ def write_table(out, columns, Cs, errors, first, images, config, bounded=None):
     buf = io.StringIO()
     w = csv.writer(buf)
     chosen = {name: paper_C(model, layer, images.shape[-1]) for model, layer, name in columns}
-    w.writerow(["model", "layer", "name", "C", "mean_error_percent", "std_error_percent", "images", "paper_C"])
+    w.writerow(
+        [
+            "model",
+            "layer",
+            "name",
+            "C",
+            "mean_error_percent",
+            "std_error_percent",
+            "images",
+            "paper_C",
+        ]
+    )
     for model, layer, name in columns:
         for c in Cs:
             v = errors[name][float(c)]
-            w.writerow([model.name, model.resolve_layer(layer), name, c, f"{100 * v.mean():.2f}", f"{100 * v.std():.2f}", len(v), int(float(c) == chosen[name])])
+            w.writerow(
+                [
+                    model.name,
+                    model.resolve_layer(layer),
+                    name,
+                    c,
+                    f"{100 * v.mean():.2f}",
+                    f"{100 * v.std():.2f}",
+                    len(v),
+                    int(float(c) == chosen[name]),
+                ]
+            )
     atomic_write(os.path.join(out, "table.csv"), buf.getvalue().encode())
 
     lines = ["| C | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for c in Cs:
-        cells = [f"{100 * errors[n][float(c)].mean():.1f} ± {100 * errors[n][float(c)].std():.1f}" for n in names]
+        cells = [
+            f"{100 * errors[n][float(c)].mean():.1f} ± {100 * errors[n][float(c)].std():.1f}"
+            for n in names
+        ]
         lines.append(f"| {c:g} | " + " | ".join(cells) + " |")
     # the paper's C by depth (§5.2.1), the setting of its Figs. 5-7: large C early, small C deep
     if any(chosen[n] in errors[n] for n in names):  # a column whose C was not run shows a dash
-        cells = [f"{100 * errors[n][chosen[n]].mean():.1f} ± {100 * errors[n][chosen[n]].std():.1f} (C={chosen[n]:g})" if chosen[n] in errors[n] else f"– (C={chosen[n]:g} not run)" for n in names]
+        cells = [
+            (
+                f"{100 * errors[n][chosen[n]].mean():.1f} ± {100 * errors[n][chosen[n]].std():.1f}"
+                f" (C={chosen[n]:g})"
+                if chosen[n] in errors[n]
+                else f"– (C={chosen[n]:g} not run)"
+            )
+            for n in names
+        ]
         lines.append("| paper's C by depth | " + " | ".join(cells) + " |")
     if bounded:
         cells = [f"{100 * bounded[n].mean():.1f} ± {100 * bounded[n].std():.1f}" for n in names]
@@ -85,19 +142,42 @@ def write_table(out, columns, Cs, errors, first, images, config, bounded=None):
 
     _plot(os.path.join(out, "errors.png"), names, Cs, errors, chosen)
     shown = {n: chosen[n] if chosen[n] in errors[n] else float(max(Cs)) for n in names}
-    _figure(os.path.join(out, "inversions.png"), images[0], [(n, first[(n, shown[n])], shown[n]) for n in names])
-    array = np.stack([np.stack([errors[n][float(c)] for c in Cs]) for n in names])  # columns x C x images
-    save_npz(os.path.join(out, "result.npz"), errors=array, columns=np.array(names), C=np.array(Cs, dtype=float))
+    _figure(
+        os.path.join(out, "inversions.png"),
+        images[0],
+        [(n, first[(n, shown[n])], shown[n]) for n in names],
+    )
+    array = np.stack(
+        [np.stack([errors[n][float(c)] for c in Cs]) for n in names]
+    )  # columns x C x images
+    save_npz(
+        os.path.join(out, "result.npz"),
+        errors=array,
+        columns=np.array(names),
+        C=np.array(Cs, dtype=float),
+    )
     metrics = {
         "config": config,
-        "columns": [{"model": m.name, "layer": m.resolve_layer(l), "name": n} for m, l, n in columns],
+        "columns": [
+            {"model": m.name, "layer": m.resolve_layer(l), "name": n} for m, l, n in columns
+        ],
         "C": list(Cs),
         "mean_error": {n: {str(c): float(errors[n][float(c)].mean()) for c in Cs} for n in names},
         "std_error": {n: {str(c): float(errors[n][float(c)].std()) for c in Cs} for n in names},
         "figure_C": shown,
         "paper_C": chosen,
-        "bounded_photograph_error": {n: {"mean": float(v.mean()), "std": float(v.std())} for n, v in (bounded or {}).items()},
-        "paper_C_error": {n: {"C": chosen[n], "mean": float(errors[n][chosen[n]].mean()), "std": float(errors[n][chosen[n]].std())} for n in names if chosen[n] in errors[n]},
+        "bounded_photograph_error": {
+            n: {"mean": float(v.mean()), "std": float(v.std())} for n, v in (bounded or {}).items()
+        },
+        "paper_C_error": {
+            n: {
+                "C": chosen[n],
+                "mean": float(errors[n][chosen[n]].mean()),
+                "std": float(errors[n][chosen[n]].std()),
+            }
+            for n in names
+            if chosen[n] in errors[n]
+        },
         "files": ["table.csv", "table.md", "errors.png", "inversions.png", "result.npz"],
     }
     save_json(os.path.join(out, "metrics.json"), metrics)
@@ -112,9 +192,15 @@ def _plot(path, names, Cs, errors, chosen):
         mean = np.array([100 * errors[n][float(c)].mean() for n in names])
         std = np.array([100 * errors[n][float(c)].std() for n in names])
         ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=f"C = {c:g}")
-    picked = [(k, 100 * errors[n][chosen[n]].mean()) for k, n in enumerate(names) if chosen[n] in errors[n]]
+    picked = [
+        (k, 100 * errors[n][chosen[n]].mean())
+        for k, n in enumerate(names)
+        if chosen[n] in errors[n]
+    ]
     if picked:
-        ax.plot(*zip(*picked), color="black", linestyle="--", marker="s", label="paper's C by depth")
+        ax.plot(
+            *zip(*picked), color="black", linestyle="--", marker="s", label="paper's C by depth"
+        )
     ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("normalized reconstruction error (%)")
     ax.legend()
@@ -139,4 +225,3 @@ def _figure(path, original, panels):
         ax.set_title(f"{name} (C={c:g})", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
-

@@ -135,7 +135,9 @@ def paper_C(model, layer, size=None):
     order = [info.name for info in table]
     if address not in order:
         raise PreimageError(f"layer {layer!r} is not computed at {size}px")
-    anchors = _ALEXNET_C if model.name == "alexnet" else _VGG_C if model.name.startswith("vgg") else None
+    anchors = (
+        _ALEXNET_C if model.name == "alexnet" else _VGG_C if model.name.startswith("vgg") else None
+    )
     if anchors:
         aliases = dict(model.aliases)
         relu5 = sorted(a for a in aliases if a.startswith("relu5_"))
@@ -226,10 +228,19 @@ class Setup:
         return result
 
     def describe(self):
-        return {"window": self.size, "canvas": self.canvas, "jitter_T": self.jitter, "unit_per_paper_unit": self.unit, "prior": self.prior, **self.energy.describe()}
+        return {
+            "window": self.size,
+            "canvas": self.canvas,
+            "jitter_T": self.jitter,
+            "unit_per_paper_unit": self.unit,
+            "prior": self.prior,
+            **self.energy.describe(),
+        }
 
 
-PRIOR_WEIGHT = 0.1  # log P per pixel is about -10 nats for natural images: 0.1 makes it a term near 1
+PRIOR_WEIGHT = (
+    0.1  # log P per pixel is about -10 nats for natural images: 0.1 makes it a term near 1
+)
 
 
 def setup(model, layer, size=None, energy=None, jitter=None, prior=None, prior_weight=PRIOR_WEIGHT):
@@ -251,7 +262,9 @@ def setup(model, layer, size=None, energy=None, jitter=None, prior=None, prior_w
     regularizers = -1.0 * O.bounded_range(energy.alpha, B) - 1.0 * O.tv(energy.beta, V)
     canvas = size + max(T - 1, 0)
     if prior is not None and prior_weight:
-        regularizers = regularizers + (prior_weight / (canvas * canvas)) * O.log_prior(prior.to(model.device))
+        regularizers = regularizers + (prior_weight / (canvas * canvas)) * O.log_prior(
+            prior.to(model.device)
+        )
     steps = [Jitter(T, crop=T - 1)] if T > 1 else []
     return Setup(
         size=size,
@@ -262,7 +275,11 @@ def setup(model, layer, size=None, energy=None, jitter=None, prior=None, prior_w
         pipeline=Pipeline(steps, output_size=None),
         constraint=PixelNormBound(energy.B_plus * unit),
         unit=unit,
-        prior={**prior.describe(), "weight": prior_weight} if prior is not None and prior_weight else None,
+        prior=(
+            {**prior.describe(), "weight": prior_weight}
+            if prior is not None and prior_weight
+            else None
+        ),
     )
 
 
@@ -275,7 +292,10 @@ def feature_mask(shape, window=None, channels=None):
     if channels is not None:
         a, b = channels
         if not (0 <= a < b <= shape[0]):
-            raise PreimageError(f"bad --mask-channels {a}:{b}; the layer has channels 0..{shape[0] - 1} (A:B is half-open, A < B)")
+            raise PreimageError(
+                f"bad --mask-channels {a}:{b}; the layer has channels 0..{shape[0] - 1} (A:B is"
+                " half-open, A < B)"
+            )
         keep = torch.zeros(shape[0], dtype=torch.bool)
         keep[a:b] = True
         mask[~keep] = 0
@@ -288,7 +308,7 @@ def feature_mask(shape, window=None, channels=None):
             raise PreimageError(f"bad --mask-window {k}; the layer's map is {h}x{w}")
         top, left = (h - k) // 2, (w - k) // 2
         spatial = torch.zeros(h, w)
-        spatial[top: top + k, left: left + k] = 1
+        spatial[top : top + k, left : left + k] = 1
         mask = mask * spatial
     return mask
 
@@ -306,13 +326,29 @@ def window_box(info, window):
 class PreimageResult:
     images: torch.Tensor  # N x 3 x S x S reconstructions (central windows), display space
     canvas: torch.Tensor  # N x 3 x (S+T-1)^2, what was optimized
-    scores: torch.Tensor  # N: ‖Φ(x*) - Φ0‖/‖Φ0‖ (inversion), ⟨Φ(x*), Φ0⟩/‖Φ0‖² (caricature), Φ_c(x*)/M (maximize)
+    scores: (
+        torch.Tensor
+    )  # N: ‖Φ(x*) - Φ0‖/‖Φ0‖ (inversion), ⟨Φ(x*), Φ0⟩/‖Φ0‖² (caricature), Φ_c(x*)/M (maximize)
     render: object  # the RenderResult: trace, steps, seconds, config
     meta: list  # per element: which image, C, seed
     config: dict
 
 
-def invert(model, layer, images, C=None, mask_window=None, mask_channels=None, seeds=1, seed=0, energy=None, jitter=None, progress=True, prior=None, prior_weight=PRIOR_WEIGHT):
+def invert(
+    model,
+    layer,
+    images,
+    C=None,
+    mask_window=None,
+    mask_channels=None,
+    seeds=1,
+    seed=0,
+    energy=None,
+    jitter=None,
+    progress=True,
+    prior=None,
+    prior_weight=PRIOR_WEIGHT,
+):
     """Reconstruct images from their code at a layer, starting from noise (§5).
 
     images: K x 3 x S x S in [0, 1] (S is the network's window). C: a number, a
@@ -326,7 +362,11 @@ def invert(model, layer, images, C=None, mask_window=None, mask_channels=None, s
     if seeds < 1:
         raise PreimageError(f"bad --seeds {seeds}; it must be at least 1")
     pre = setup(model, layer, size, energy, jitter, prior, prior_weight)
-    Cs = [paper_C(model, layer, size)] if C is None else [float(c) for c in (C if isinstance(C, (list, tuple)) else [C])]
+    Cs = (
+        [paper_C(model, layer, size)]
+        if C is None
+        else [float(c) for c in (C if isinstance(C, (list, tuple)) else [C])]
+    )
     for c in Cs:
         if c <= 0:
             raise PreimageError(f"bad C {c}; it must be positive")
@@ -342,7 +382,16 @@ def invert(model, layer, images, C=None, mask_window=None, mask_channels=None, s
     result = pre.run(model, objective, len(meta), seed, progress, desc=f"invert {layer}")
     # the render's target value is -C ℓ; the error of §5.1 is sqrt(ℓ)
     errors = torch.sqrt(torch.clamp(-result.activations / weights, min=0))
-    config = {"method": "inversion", "layer": layer, "C": Cs, "mask_window": mask_window, "mask_channels": mask_channels, "seeds": seeds, "seed": seed, **pre.describe()}
+    config = {
+        "method": "inversion",
+        "layer": layer,
+        "C": Cs,
+        "mask_window": mask_window,
+        "mask_channels": mask_channels,
+        "seeds": seeds,
+        "seed": seed,
+        **pre.describe(),
+    }
     return PreimageResult(pre.window(result.images), result.images, errors, result, meta, config)
 
 
@@ -375,7 +424,18 @@ def bounded_photograph_error(model, layer, images, energy=None):
 # -- caricature (§7) ---------------------------------------------------------------------------
 
 
-def caricature(model, layer, images, C=1.0, seed=0, energy=None, jitter=None, progress=True, prior=None, prior_weight=PRIOR_WEIGHT):
+def caricature(
+    model,
+    layer,
+    images,
+    C=1.0,
+    seed=0,
+    energy=None,
+    jitter=None,
+    progress=True,
+    prior=None,
+    prior_weight=PRIOR_WEIGHT,
+):
     """Exaggerate what a layer sees in an image (§7): Φ0 = max(0, Φ(x0)), starting from x0.
 
     Z is read as ‖Φ0‖², so the loss ℓ = -⟨Φ(x), Φ0⟩ / ‖Φ0‖² is -1 at x0 itself
@@ -391,10 +451,27 @@ def caricature(model, layer, images, C=1.0, seed=0, energy=None, jitter=None, pr
     z = phi0.pow(2).reshape(phi0.shape[0], -1).sum(1).clamp_min(1e-12)
     objective = float(C) * O.inner_product(layer, phi0, Z=z)
     margin = pre.canvas - size
-    start = F.pad(images, (margin // 2, margin - margin // 2, margin // 2, margin - margin // 2), mode="replicate") if margin else images
-    result = pre.run(model, objective, images.shape[0], seed, progress, desc=f"caricature {layer}", init=start)
+    start = (
+        F.pad(
+            images,
+            (margin // 2, margin - margin // 2, margin // 2, margin - margin // 2),
+            mode="replicate",
+        )
+        if margin
+        else images
+    )
+    result = pre.run(
+        model, objective, images.shape[0], seed, progress, desc=f"caricature {layer}", init=start
+    )
     factor = result.activations / float(C)
-    config = {"method": "caricature", "layer": layer, "C": float(C), "seed": seed, "Z": "squared norm of Φ0", **pre.describe()}
+    config = {
+        "method": "caricature",
+        "layer": layer,
+        "C": float(C),
+        "seed": seed,
+        "Z": "squared norm of Φ0",
+        **pre.describe(),
+    }
     meta = [{"image": i, "C": float(C)} for i in range(images.shape[0])]
     return PreimageResult(pre.window(result.images), result.images, factor, result, meta, config)
 
@@ -407,13 +484,29 @@ def natural_maximum(model, layer, channels, images, chunk=16):
     best = None
     with torch.no_grad():
         for start in range(0, images.shape[0], chunk):
-            a = model.activations(images[start: start + chunk].to(model.device), [layer])[layer].float()
+            a = model.activations(images[start : start + chunk].to(model.device), [layer])[
+                layer
+            ].float()
             flat = a.transpose(0, 1).reshape(a.shape[1], -1).amax(1)
             best = flat if best is None else torch.maximum(best, flat)
     return best[torch.as_tensor(channels, device=best.device)].cpu()
 
 
-def maximize(model, layer, channels, natural, size=None, C=1.0, position=None, seed=0, energy=None, jitter=None, progress=True, prior=None, prior_weight=PRIOR_WEIGHT):
+def maximize(
+    model,
+    layer,
+    channels,
+    natural,
+    size=None,
+    C=1.0,
+    position=None,
+    seed=0,
+    energy=None,
+    jitter=None,
+    progress=True,
+    prior=None,
+    prior_weight=PRIOR_WEIGHT,
+):
     """Activation maximization with the loss of eq. 4 (§6): one image per channel's unit.
 
     Φ0 is the indicator of the unit (channel c at ``position``, default the
@@ -428,7 +521,11 @@ def maximize(model, layer, channels, natural, size=None, C=1.0, position=None, s
     natural: images (N x 3 x H x W) on which M is measured. ``scores`` holds Φ_c(x*) / M.
     """
     info_default = model.layer_info(layer, size or model.input_size)
-    rf = info_default.rf_size if not isinstance(info_default.rf_size, (list, tuple)) else max(info_default.rf_size)
+    rf = (
+        info_default.rf_size
+        if not isinstance(info_default.rf_size, (list, tuple))
+        else max(info_default.rf_size)
+    )
     size = int(size or min(model.input_size, rf))
     channels = [int(c) for c in channels]
     info = model.layer_info(layer, size)
@@ -436,7 +533,10 @@ def maximize(model, layer, channels, natural, size=None, C=1.0, position=None, s
     M = natural_maximum(model, layer, channels, natural)
     if (M <= 0).any():
         bad = [c for c, m in zip(channels, M.tolist()) if m <= 0]
-        raise PreimageError(f"channels {bad} of {layer} never become positive on the natural images; M (their maximum) must be positive")
+        raise PreimageError(
+            f"channels {bad} of {layer} never become positive on the natural images; M (their"
+            " maximum) must be positive"
+        )
     area = float(size * size)
     seen = min(1.0, (rf * rf) / area)
     Z = M / seen
@@ -452,6 +552,18 @@ def maximize(model, layer, channels, natural, size=None, C=1.0, position=None, s
     objective = float(C) * O.inner_product(layer, phi0, Z=Z)
     result = pre.run(model, objective, n, seed, progress, desc=f"maximize {layer}")
     over_z = result.activations / float(C)  # Φ_c(x*) / Z, and Z = M / seen
-    config = {"method": "activation maximization", "layer": layer, "channels": channels, "C": float(C), "M": M.tolist(), "Z": Z.tolist(), "rf": rf, "seed": seed, **pre.describe()}
+    config = {
+        "method": "activation maximization",
+        "layer": layer,
+        "channels": channels,
+        "C": float(C),
+        "M": M.tolist(),
+        "Z": Z.tolist(),
+        "rf": rf,
+        "seed": seed,
+        **pre.describe(),
+    }
     meta = [{"channel": c, "M": float(m)} for c, m in zip(channels, M)]
-    return PreimageResult(pre.window(result.images), result.images, over_z / seen, result, meta, config)
+    return PreimageResult(
+        pre.window(result.images), result.images, over_z / seen, result, meta, config
+    )

@@ -98,14 +98,20 @@ class Objective:
     # -- algebra ----------------------------------------------------------------------
 
     def _scaled(self, k):
-        return Objective(layers=self.layers, name=self.name, parts=[(k * w, leaf) for w, leaf in self.terms()])
+        return Objective(
+            layers=self.layers, name=self.name, parts=[(k * w, leaf) for w, leaf in self.terms()]
+        )
 
     def __add__(self, other):
         if isinstance(other, (int, float)) and other == 0:
             return self
         if not isinstance(other, Objective):
             return NotImplemented
-        return Objective(layers=self.layers | other.layers, name=f"{self.name} + {other.name}", parts=self.terms() + other.terms())
+        return Objective(
+            layers=self.layers | other.layers,
+            name=f"{self.name} + {other.name}",
+            parts=self.terms() + other.terms(),
+        )
 
     __radd__ = __add__
 
@@ -221,7 +227,12 @@ class _AtPosition(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, y, x):
-        ctx.like = (a.shape, a.dtype, a.device, torch.channels_last if _channels_last(a) else torch.contiguous_format)
+        ctx.like = (
+            a.shape,
+            a.dtype,
+            a.device,
+            torch.channels_last if _channels_last(a) else torch.contiguous_format,
+        )
         ctx.yx = (y, x)
         return a[:, :, y, x].clone()
 
@@ -253,7 +264,11 @@ class _SpatialMean(torch.autograd.Function):
 
 
 def _channels_last(a):
-    return a.dim() == 4 and a.is_contiguous(memory_format=torch.channels_last) and not a.is_contiguous()
+    return (
+        a.dim() == 4
+        and a.is_contiguous(memory_format=torch.channels_last)
+        and not a.is_contiguous()
+    )
 
 
 def unit(layer, channels, y=None, x=None, batch=None):
@@ -280,7 +295,13 @@ def unit(layer, channels, y=None, x=None, batch=None):
 
 def layer(layer, batch=None):
     """The whole layer, DeepDream style: mean of squared activations."""
-    return Objective(_per_element(lambda ctx, idx: _rows(ctx.activations[layer], idx).pow(2).flatten(1).mean(1), batch), [layer], f"{layer} (deepdream)")
+    return Objective(
+        _per_element(
+            lambda ctx, idx: _rows(ctx.activations[layer], idx).pow(2).flatten(1).mean(1), batch
+        ),
+        [layer],
+        f"{layer} (deepdream)",
+    )
 
 
 def class_logit(output_layer, index, batch=None):
@@ -296,7 +317,10 @@ def direction(layer, vector, batch=None):
     def values(ctx, idx):
         a = _rows(ctx.activations[layer], idx)
         if a.shape[1] != vec.numel():
-            raise PreimageError(f"direction has {vec.numel()} components but layer {layer} has {a.shape[1]} channels")
+            raise PreimageError(
+                f"direction has {vec.numel()} components but layer {layer} has {a.shape[1]}"
+                " channels"
+            )
         key = (a.device, a.dtype)
         if key not in cache:
             cache[key] = vec.to(device=a.device, dtype=a.dtype)
@@ -359,7 +383,9 @@ def inner_product(layer, weights, Z=1.0, batch=None):
             w = _leading(torch.as_tensor(weights).detach().to(a.device, a.dtype), a.dim())
             cache[key] = (w, torch.as_tensor(Z, dtype=a.dtype).reshape(-1).to(a.device))
         w, z = cache[key]
-        return (a * _shared_or_rows(w, idx)).reshape(a.shape[0], -1).sum(1) / _shared_or_rows(z, idx)
+        return (a * _shared_or_rows(w, idx)).reshape(a.shape[0], -1).sum(1) / _shared_or_rows(
+            z, idx
+        )
 
     return Objective(_per_element(values, batch), [layer], f"<{layer}, Φ0>/Z")
 
@@ -369,7 +395,13 @@ def inner_product(layer, weights, Z=1.0, batch=None):
 
 def l2(batch=None):
     """Squared L2 norm of the centred image, per pixel: (1/HW) Σ_{u,v,k} x². Finzi's λ1 term."""
-    return Objective(_per_element(lambda ctx, idx: _rows(ctx.centered, idx).pow(2).sum((1, 2, 3)) / _area(ctx), batch), name="l2", penalty=True)
+    return Objective(
+        _per_element(
+            lambda ctx, idx: _rows(ctx.centered, idx).pow(2).sum((1, 2, 3)) / _area(ctx), batch
+        ),
+        name="l2",
+        penalty=True,
+    )
 
 
 def tv(beta=1.0, V=1.0, batch=None):
@@ -416,4 +448,3 @@ def log_prior(prior, batch=None):
         return prior(_rows(ctx.images, idx).float())
 
     return Objective(_per_element(values, batch), name="log_prior", penalty=True)
-

@@ -49,7 +49,20 @@ def fourier_scale(h, w, decay=1.0):
 class ImageParam(nn.Module):
     """N images of size H x W as an optimizable parameterization."""
 
-    def __init__(self, n, size, basis="fourier", decorrelate=True, output="sigmoid", decay=1.0, init_std=0.01, generator=None, device="cpu", value_scale=1.0, offset=0.5):
+    def __init__(
+        self,
+        n,
+        size,
+        basis="fourier",
+        decorrelate=True,
+        output="sigmoid",
+        decay=1.0,
+        init_std=0.01,
+        generator=None,
+        device="cpu",
+        value_scale=1.0,
+        offset=0.5,
+    ):
         super().__init__()
         h, w = (size, size) if isinstance(size, int) else size
         if basis not in ("pixel", "fourier"):
@@ -60,7 +73,14 @@ class ImageParam(nn.Module):
         self.basis, self.decorrelate, self.output, self.decay = basis, decorrelate, output, decay
         self.value_scale = float(value_scale)
         device = torch.device(device)
-        self.register_buffer("offset", torch.as_tensor(offset, dtype=torch.float32).reshape(1, -1, 1, 1).expand(1, 3, 1, 1).clone().to(device))
+        self.register_buffer(
+            "offset",
+            torch.as_tensor(offset, dtype=torch.float32)
+            .reshape(1, -1, 1, 1)
+            .expand(1, 3, 1, 1)
+            .clone()
+            .to(device),
+        )
         if basis == "fourier":
             self.register_buffer("scale", (fourier_scale(h, w, decay) / 4.0).to(device))
             shape = (n, 3, h, w // 2 + 1, 2)
@@ -100,7 +120,12 @@ class ImageParam(nn.Module):
             self.theta.copy_(raw)
 
     def describe(self):
-        out = {"basis": self.basis, "decorrelate": self.decorrelate, "output": self.output, "decay": self.decay}
+        out = {
+            "basis": self.basis,
+            "decorrelate": self.decorrelate,
+            "output": self.output,
+            "decay": self.decay,
+        }
         if self.output == "linear":
             out.update(value_scale=self.value_scale, offset=self.offset.flatten().tolist())
         return out

@@ -112,20 +112,48 @@ class PixelCNNPP(nn.Module):
 
     def __init__(self, filters=64, resnets=2, scales=3, mixtures=10, dropout=0.0):
         super().__init__()
-        self.config = dict(filters=filters, resnets=resnets, scales=scales, mixtures=mixtures, dropout=dropout)
+        self.config = dict(
+            filters=filters, resnets=resnets, scales=scales, mixtures=mixtures, dropout=dropout
+        )
         f, r = filters, resnets
         self.scales, self.resnets, self.mixtures = scales, resnets, mixtures
         self.u_init = DownShiftedConv(4, f, (2, 3))
         self.ul_init_up = DownShiftedConv(4, f, (1, 3))
         self.ul_init_left = DownRightShiftedConv(4, f, (2, 1))
-        self.up_u = nn.ModuleList([nn.ModuleList([GatedResnet(f, DownShiftedConv, 0, dropout) for _ in range(r)]) for _ in range(scales)])
-        self.up_ul = nn.ModuleList([nn.ModuleList([GatedResnet(f, DownRightShiftedConv, f, dropout) for _ in range(r)]) for _ in range(scales)])
-        self.down_u_stride = nn.ModuleList([DownShiftedConv(f, f, (2, 3), stride=2) for _ in range(scales - 1)])
-        self.down_ul_stride = nn.ModuleList([DownRightShiftedConv(f, f, (2, 2), stride=2) for _ in range(scales - 1)])
+        self.up_u = nn.ModuleList(
+            [
+                nn.ModuleList([GatedResnet(f, DownShiftedConv, 0, dropout) for _ in range(r)])
+                for _ in range(scales)
+            ]
+        )
+        self.up_ul = nn.ModuleList(
+            [
+                nn.ModuleList([GatedResnet(f, DownRightShiftedConv, f, dropout) for _ in range(r)])
+                for _ in range(scales)
+            ]
+        )
+        self.down_u_stride = nn.ModuleList(
+            [DownShiftedConv(f, f, (2, 3), stride=2) for _ in range(scales - 1)]
+        )
+        self.down_ul_stride = nn.ModuleList(
+            [DownRightShiftedConv(f, f, (2, 2), stride=2) for _ in range(scales - 1)]
+        )
         # the down pass: the coarsest scale first; every finer one takes one more block for the strided output
         counts = [r] + [r + 1] * (scales - 1)
-        self.down_u = nn.ModuleList([nn.ModuleList([GatedResnet(f, DownShiftedConv, f, dropout) for _ in range(n)]) for n in counts])
-        self.down_ul = nn.ModuleList([nn.ModuleList([GatedResnet(f, DownRightShiftedConv, 2 * f, dropout) for _ in range(n)]) for n in counts])
+        self.down_u = nn.ModuleList(
+            [
+                nn.ModuleList([GatedResnet(f, DownShiftedConv, f, dropout) for _ in range(n)])
+                for n in counts
+            ]
+        )
+        self.down_ul = nn.ModuleList(
+            [
+                nn.ModuleList(
+                    [GatedResnet(f, DownRightShiftedConv, 2 * f, dropout) for _ in range(n)]
+                )
+                for n in counts
+            ]
+        )
         self.up_u_deconv = nn.ModuleList([DownShiftedDeconv(f, f) for _ in range(scales - 1)])
         self.up_ul_deconv = nn.ModuleList([DownRightShiftedDeconv(f, f) for _ in range(scales - 1)])
         self.out = nn.Conv2d(f, 10 * mixtures, 1)
@@ -136,7 +164,9 @@ class PixelCNNPP(nn.Module):
         ph, pw = (-h) % m, (-w) % m
         x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
         if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph))  # zeros, ones channel included: the network sees where the image ends
+            x = F.pad(
+                x, (0, pw, 0, ph)
+            )  # zeros, ones channel included: the network sees where the image ends
         u = [down_shift(self.u_init(x))]
         ul = [down_shift(self.ul_init_up(x)) + right_shift(self.ul_init_left(x))]
         for s in range(self.scales):
@@ -168,7 +198,11 @@ def mixture_log_prob(x, params, bins=256):
     k = params.shape[1] // 10
     logit_probs = params[:, :k]
     p = params[:, k:].reshape(n, 3, 3 * k, h, w)
-    means, log_scales, coeffs = p[:, :, :k], p[:, :, k : 2 * k].clamp(min=-7.0), torch.tanh(p[:, :, 2 * k :])
+    means, log_scales, coeffs = (
+        p[:, :, :k],
+        p[:, :, k : 2 * k].clamp(min=-7.0),
+        torch.tanh(p[:, :, 2 * k :]),
+    )
     xc = x.unsqueeze(2)  # N x 3 x 1 x H x W
     m_r = means[:, 0]
     m_g = means[:, 1] + coeffs[:, 0] * xc[:, 0]
@@ -188,7 +222,9 @@ def mixture_log_prob(x, params, bins=256):
     inner = torch.where(delta > 1e-5, torch.log(delta.clamp(min=1e-12)), log_pdf_mid)
     edge_low = xc < -1 + half / 2
     edge_high = xc > 1 - half / 2
-    log_probs = torch.where(edge_low, log_cdf_plus, torch.where(edge_high, log_one_minus_cdf_minus, inner))
+    log_probs = torch.where(
+        edge_low, log_cdf_plus, torch.where(edge_high, log_one_minus_cdf_minus, inner)
+    )
     log_probs = log_probs.sum(dim=1) + F.log_softmax(logit_probs, dim=1)  # N x K x H x W
     return torch.logsumexp(log_probs, dim=1)
 
@@ -216,13 +252,30 @@ class PixelCNNPrior(nn.Module):
         return -self.forward(images) / (math.log(2.0) * images[0].numel())
 
     def describe(self):
-        return {"network": self.network.config, "patch": self.patch, "trained_on": self.trained_on, "steps": self.steps}
+        return {
+            "network": self.network.config,
+            "patch": self.patch,
+            "trained_on": self.trained_on,
+            "steps": self.steps,
+        }
 
     def checkpoint(self):
-        return {"format": "preimage.pixelcnn/1", "config": self.network.config, "state_dict": self.network.state_dict(), "patch": self.patch, "trained_on": self.trained_on, "steps": self.steps}
+        return {
+            "format": "preimage.pixelcnn/1",
+            "config": self.network.config,
+            "state_dict": self.network.state_dict(),
+            "patch": self.patch,
+            "trained_on": self.trained_on,
+            "steps": self.steps,
+        }
 
     @classmethod
     def from_checkpoint(cls, data):
         network = PixelCNNPP(**data["config"])
         network.load_state_dict(data["state_dict"])
-        return cls(network, patch=data.get("patch", 32), trained_on=data.get("trained_on"), steps=data.get("steps", 0))
+        return cls(
+            network,
+            patch=data.get("patch", 32),
+            trained_on=data.get("trained_on"),
+            steps=data.get("steps", 0),
+        )

@@ -44,12 +44,16 @@ def natural_arrays(source="samples"):
                 continue
         return out
     if not os.path.isdir(source):
-        raise PreimageError(f"bad --images {source!r}: not a folder; give a folder of images or 'samples'")
+        raise PreimageError(
+            f"bad --images {source!r}: not a folder; give a folder of images or 'samples'"
+        )
     from PIL import Image
 
     files = sorted(f for f in os.listdir(source) if f.lower().endswith(IMAGE_SUFFIXES))
     if not files:
-        raise PreimageError(f"bad --images {source!r}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise PreimageError(
+            f"bad --images {source!r}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})"
+        )
     out = []
     for f in files:
         try:
@@ -73,7 +77,9 @@ def patches(arrays, patch, count, split="train", seed=0):
         if region.shape[0] >= patch and region.shape[1] >= patch:
             regions.append(region)
     if not regions:
-        raise PreimageError(f"bad --patch {patch}: no image has a {split} region of at least {patch}x{patch} pixels")
+        raise PreimageError(
+            f"bad --patch {patch}: no image has a {split} region of at least {patch}x{patch} pixels"
+        )
     out = np.empty((count, 3, patch, patch), dtype=np.uint8)
     which = rng.integers(len(regions), size=count)
     for i, k in enumerate(which):
@@ -96,17 +102,26 @@ def load_prior(spec, device="cpu"):
     if spec == "default":
         path = resources.files("preimage") / "data" / DEFAULT_PRIOR
         if not path.is_file():
-            raise PreimageError("the packaged prior is missing from this install; train one with `preimage prior train` and pass --prior FILE")
+            raise PreimageError(
+                "the packaged prior is missing from this install; train one with `preimage prior"
+                " train` and pass --prior FILE"
+            )
         path = str(path)
     else:
         path = spec
         if not os.path.isfile(path):
-            raise PreimageError(f"bad --prior {spec!r}: no such file; give 'default' or a file written by `preimage prior train`")
+            raise PreimageError(
+                f"bad --prior {spec!r}: no such file; give 'default' or a file written by `preimage"
+                " prior train`"
+            )
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
         prior = PixelCNNPrior.from_checkpoint(data)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's bad value
-        raise PreimageError(f"bad --prior {spec!r}: not a PixelCNN++ checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise PreimageError(
+            f"bad --prior {spec!r}: not a PixelCNN++ checkpoint"
+            f" ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     prior.eval()
     for p in prior.parameters():
         p.requires_grad_(False)
@@ -130,7 +145,11 @@ def held_out_bpd(prior, test, chunk=64):
     prior.eval()
     total = 0.0
     for start in range(0, len(test), chunk):
-        total += float(prior.bits_per_dim(to_unit(test[start : start + chunk]).to(next(prior.parameters()).device)).sum())
+        total += float(
+            prior.bits_per_dim(
+                to_unit(test[start : start + chunk]).to(next(prior.parameters()).device)
+            ).sum()
+        )
     return total / len(test)
 
 
@@ -165,7 +184,11 @@ def train(
     if os.path.isfile(out):
         state = torch.load(out, map_location="cpu", weights_only=True)
         if state.get("config") != prior.network.config or state.get("patch") != patch:
-            raise PreimageError(f"bad --out {out!r}: it holds a prior of another configuration ({state.get('config')}, patch {state.get('patch')}); give a new file to train from scratch")
+            raise PreimageError(
+                f"bad --out {out!r}: it holds a prior of another configuration"
+                f" ({state.get('config')}, patch {state.get('patch')}); give a new file to train"
+                " from scratch"
+            )
         prior.network.load_state_dict(state["state_dict"])
         if "optimizer" in state:
             opt.load_state_dict(state["optimizer"])
@@ -184,7 +207,9 @@ def train(
             pool = patches(arrays, patch, batch * save_every, "train", rng_seed + step)
             pool = np.concatenate([pool, pool[..., ::-1]])  # mirror images are natural images too
             order = np.random.default_rng(rng_seed + step).permutation(len(pool))
-        idx = order[((step - start) % save_every) * batch : ((step - start) % save_every + 1) * batch]
+        idx = order[
+            ((step - start) % save_every) * batch : ((step - start) % save_every + 1) * batch
+        ]
         x = to_unit(np.ascontiguousarray(pool[idx])).to(device)
         prior.train()
         loss = prior.bits_per_dim(x).mean()
@@ -193,18 +218,46 @@ def train(
         torch.nn.utils.clip_grad_norm_(prior.parameters(), 10.0)
         opt.step()
         sched.step()
-        train_bpd = 0.98 * train_bpd + 0.02 * float(loss.detach()) if math.isfinite(train_bpd) else float(loss.detach())
+        train_bpd = (
+            0.98 * train_bpd + 0.02 * float(loss.detach())
+            if math.isfinite(train_bpd)
+            else float(loss.detach())
+        )
         bar.set_postfix(bpd=f"{train_bpd:.3f}")
         done = step + 1
         if done % eval_every == 0 or done == steps:
-            history.append({"step": done, "train_bpd": train_bpd, "held_out_bpd": held_out_bpd(prior, test), "seconds": time.perf_counter() - t0})
-            log(f"step {done}: train {train_bpd:.3f} bpd, held out {history[-1]['held_out_bpd']:.3f} bpd")
+            history.append(
+                {
+                    "step": done,
+                    "train_bpd": train_bpd,
+                    "held_out_bpd": held_out_bpd(prior, test),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            log(
+                f"step {done}: train {train_bpd:.3f} bpd, held out"
+                f" {history[-1]['held_out_bpd']:.3f} bpd"
+            )
             # Adam's steps make the held-out figure wander: keep the best model seen, which is what gets exported
             if best is None or history[-1]["held_out_bpd"] < best["held_out_bpd"]:
-                best = {"step": done, "held_out_bpd": history[-1]["held_out_bpd"], "state_dict": {k: v.detach().clone() for k, v in prior.network.state_dict().items()}}
+                best = {
+                    "step": done,
+                    "held_out_bpd": history[-1]["held_out_bpd"],
+                    "state_dict": {
+                        k: v.detach().clone() for k, v in prior.network.state_dict().items()
+                    },
+                }
         if done % save_every == 0 or done == steps:
             prior.steps = done
-            _save(out, {**prior.checkpoint(), "optimizer": opt.state_dict(), "history": history, "best": best})
+            _save(
+                out,
+                {
+                    **prior.checkpoint(),
+                    "optimizer": opt.state_dict(),
+                    "history": history,
+                    "best": best,
+                },
+            )
     prior.steps = steps
     return prior, history
 
@@ -214,9 +267,15 @@ def export(checkpoint, out, half=True):
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     small = {k: v for k, v in state.items() if k not in ("optimizer", "best")}
     if state.get("best"):
-        small.update(state_dict=state["best"]["state_dict"], steps=state["best"]["step"], held_out_bpd=state["best"]["held_out_bpd"])
+        small.update(
+            state_dict=state["best"]["state_dict"],
+            steps=state["best"]["step"],
+            held_out_bpd=state["best"]["held_out_bpd"],
+        )
     if half:
-        small["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in state["state_dict"].items()}
+        small["state_dict"] = {
+            k: v.half() if v.is_floating_point() else v for k, v in state["state_dict"].items()
+        }
     _save(out, small)
 
 
@@ -246,18 +305,32 @@ def gmm_bpd(train_patches, test_patches, components=8, seed=0):
 
     x = _dequantized(train_patches, seed)
     y = _dequantized(test_patches, seed + 1)
-    gmm = GaussianMixture(n_components=components, covariance_type="full", reg_covar=1e-3, max_iter=100, random_state=seed).fit(x)
+    gmm = GaussianMixture(
+        n_components=components,
+        covariance_type="full",
+        reg_covar=1e-3,
+        max_iter=100,
+        random_state=seed,
+    ).fit(x)
     return float(-gmm.score_samples(y).mean() / (y.shape[1] * math.log(2)))
 
 
-def evaluate(prior, images="samples", train_count=20000, test_count=2000, components=8, seed=0, log=print):
+def evaluate(
+    prior, images="samples", train_count=20000, test_count=2000, components=8, seed=0, log=print
+):
     """Held-out bits per dimension of the PixelCNN++ and of the two Gaussian baselines, on the prior's patch size."""
     arrays = natural_arrays(images)
     patch = prior.patch
     train_p = patches(arrays, patch, train_count, "train", seed)
     test_p = patches(arrays, patch, test_count, "test", seed)
     t = time.perf_counter()
-    result = {"patch": patch, "train_patches": train_count, "test_patches": test_count, "images": images, "gmm_components": components}
+    result = {
+        "patch": patch,
+        "train_patches": train_count,
+        "test_patches": test_count,
+        "images": images,
+        "gmm_components": components,
+    }
     result["pixelcnn_bpd"] = held_out_bpd(prior, test_p)
     log(f"PixelCNN++: {result['pixelcnn_bpd']:.3f} bpd ({time.perf_counter() - t:.0f} s)")
     result["gaussian_bpd"] = gaussian_bpd(train_p, test_p, seed)

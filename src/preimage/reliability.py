@@ -40,10 +40,15 @@ def classify(classifier, images, chunk=16):
     for start in range(0, images.shape[0], chunk):
         x = images[start : start + chunk].to(classifier.device, torch.float32)
         if x.shape[-1] != size or x.shape[-2] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            x = F.interpolate(
+                x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
         y = classifier.logits(x)
         if y.dim() != 2:
-            raise PreimageError(f"classifier {classifier.name} returns shape {tuple(y.shape)}; a classifier must return N x classes logits")
+            raise PreimageError(
+                f"classifier {classifier.name} returns shape {tuple(y.shape)}; a classifier must"
+                " return N x classes logits"
+            )
         out.append(y.double().cpu())
     return torch.cat(out).numpy()
 
@@ -124,7 +129,10 @@ def repeat_statistics(logits, class_names=None, images=None, features=None, alph
 def _repeatable_target(model, target, size, unit_mode):
     elements = parse_targets(model, [target], size, unit_mode)
     if len(elements) != 1:
-        raise PreimageError(f"bad --target {target!r}; reliability repeats one target (one channel, unit or class), and this names {len(elements)}")
+        raise PreimageError(
+            f"bad --target {target!r}; reliability repeats one target (one channel, unit or class),"
+            f" and this names {len(elements)}"
+        )
     return elements[0]
 
 
@@ -136,7 +144,9 @@ def logits_and_features(model, images, layer, classifier=None):
     return logits, features
 
 
-def reliability(model, target, repeats=25, classifier=None, size=None, seed=0, unit_mode=False, **visualize_kw):
+def reliability(
+    model, target, repeats=25, classifier=None, size=None, seed=0, unit_mode=False, **visualize_kw
+):
     """Run ``repeats`` optimizations of one target (one batch, different noise) and measure their agreement.
 
     classifier: a VisionModel with class logits (default: ``model``).
@@ -147,14 +157,29 @@ def reliability(model, target, repeats=25, classifier=None, size=None, seed=0, u
     classifier = classifier or model
     size = int(size or model.input_size)
     element = _repeatable_target(model, target, size, unit_mode)
-    result, _ = visualize(model, [target] * repeats, size=size, seed=seed, unit_mode=unit_mode, **visualize_kw)
+    result, _ = visualize(
+        model, [target] * repeats, size=size, seed=seed, unit_mode=unit_mode, **visualize_kw
+    )
     layer = element.layer
     logits, features = logits_and_features(model, result.images, layer, classifier)
-    stats = repeat_statistics(logits, classifier.classes, images=result.images.numpy(), features=features)
+    stats = repeat_statistics(
+        logits, classifier.classes, images=result.images.numpy(), features=features
+    )
     stats["feature_layer"] = layer
-    config = {"target": target, "repeats": repeats, "classifier": classifier.name, "classifier_weights": classifier.weights, "size": size, "seed": seed, "unit_mode": unit_mode, **visualize_kw}
+    config = {
+        "target": target,
+        "repeats": repeats,
+        "classifier": classifier.name,
+        "classifier_weights": classifier.weights,
+        "size": size,
+        "seed": seed,
+        "unit_mode": unit_mode,
+        **visualize_kw,
+    }
     config.pop("progress", None)
-    return Reliability(result=result, logits=logits, stats=stats, classifier=classifier.name, config=config)
+    return Reliability(
+        result=result, logits=logits, stats=stats, classifier=classifier.name, config=config
+    )
 
 
 def condition_correlation(logits_a, logits_b):

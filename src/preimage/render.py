@@ -36,13 +36,23 @@ class Convergence:
     """
 
     def __init__(self, patience=50, rtol=1e-3, atol=1e-6, smoothing=0.9, min_steps=0):
-        self.patience, self.rtol, self.atol, self.smoothing, self.min_steps = patience, rtol, atol, smoothing, min_steps
+        self.patience, self.rtol, self.atol, self.smoothing, self.min_steps = (
+            patience,
+            rtol,
+            atol,
+            smoothing,
+            min_steps,
+        )
         self.ema = self.best = self.last = None
 
     def __call__(self, step, values):
         v = values.detach().double().cpu()
         if self.ema is None:
-            self.ema, self.best, self.last = v.clone(), v.clone(), torch.zeros_like(v, dtype=torch.long)
+            self.ema, self.best, self.last = (
+                v.clone(),
+                v.clone(),
+                torch.zeros_like(v, dtype=torch.long),
+            )
             return False
         self.ema = self.smoothing * self.ema + (1 - self.smoothing) * v
         better = self.ema > self.best + self.rtol * self.best.abs() + self.atol
@@ -51,13 +61,20 @@ class Convergence:
         return step + 1 >= self.min_steps and bool(((step - self.last) >= self.patience).all())
 
     def describe(self):
-        return {"patience": self.patience, "rtol": self.rtol, "atol": self.atol, "smoothing": self.smoothing}
+        return {
+            "patience": self.patience,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "smoothing": self.smoothing,
+        }
 
 
 @dataclass
 class RenderResult:
     images: torch.Tensor  # N x 3 x H x W, display space [0, 1], on the CPU
-    inputs: torch.Tensor  # the exact tensors fed to the network in the final, deterministic evaluation
+    inputs: (
+        torch.Tensor
+    )  # the exact tensors fed to the network in the final, deterministic evaluation
     objective: torch.Tensor  # final objective per element (targets plus weighted penalties)
     activations: torch.Tensor  # final value of the target terms per element (no penalties)
     trace: torch.Tensor  # steps x N objective per element per step
@@ -82,7 +99,10 @@ def _finite_or_raise(loss, step, objective, ctx):
         parts = objective.breakdown(ctx)
     bad = [name for name, v in parts.items() if not torch.isfinite(v).all()]
     culprit = ", ".join(bad) if bad else "the objective's gradient (the images became non-finite)"
-    raise PreimageError(f"optimization diverged at step {step}: non-finite value in term {culprit}; lower the learning rate or strengthen the penalties")
+    raise PreimageError(
+        f"optimization diverged at step {step}: non-finite value in term {culprit}; lower the"
+        " learning rate or strengthen the penalties"
+    )
 
 
 def render(
@@ -123,7 +143,16 @@ def render(
     if isinstance(param, (ImageParam, NormalizedParam)):
         image_param = param.to(device)
     else:
-        image_param = ImageParam(n, size, basis=param, decorrelate=decorrelate, output=output, decay=decay, generator=generator, device=device)
+        image_param = ImageParam(
+            n,
+            size,
+            basis=param,
+            decorrelate=decorrelate,
+            output=output,
+            decay=decay,
+            generator=generator,
+            device=device,
+        )
     if init is not None:
         image_param.set_images(init)
     if constraints:  # the constraints hold from the start, not only after the first step
@@ -132,7 +161,11 @@ def render(
     # transforms act on the normalized image, so the mean-colour fill is zero there: plain zero padding
     fill = None
     if pipeline.fill != "mean":
-        fill_display = torch.as_tensor(pipeline.fill, dtype=torch.float32, device=device).expand(3).view(1, 3, 1, 1)
+        fill_display = (
+            torch.as_tensor(pipeline.fill, dtype=torch.float32, device=device)
+            .expand(3)
+            .view(1, 3, 1, 1)
+        )
         fill = model.normalize(fill_display).flatten().tolist()
     opt = make_optimizer(optimizer, image_param.parameters(), lr)
     names = sorted(objective.layers)
@@ -147,14 +180,25 @@ def render(
     trace = []
     step = 0
     start = time.perf_counter()
-    bar = tqdm(total=steps, desc=desc, disable=not progress, file=sys.stderr, leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        total=steps,
+        desc=desc,
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+    )
     try:
         with capture(model.runner(addresses), addresses) as cap:
             for step in range(steps):
                 opt.zero_grad(set_to_none=True)
                 images = image_param()
                 # the preprocessing runs inside the resampling when there are transforms
-                seen = pipeline(images, generator, fill, model.affine(images), model.channels_last) if pipeline else model.normalize(images)
+                seen = (
+                    pipeline(images, generator, fill, model.affine(images), model.channels_last)
+                    if pipeline
+                    else model.normalize(images)
+                )
                 ctx = context(images, model.memory_format(seen), cap)
                 values = objective(ctx)
                 loss = -values.sum()
@@ -182,7 +226,12 @@ def render(
         bar.close()
 
     def per_element(v):
-        return (v if torch.is_tensor(v) else torch.full((images.shape[0],), float(v))).detach().float().cpu()
+        return (
+            (v if torch.is_tensor(v) else torch.full((images.shape[0],), float(v)))
+            .detach()
+            .float()
+            .cpu()
+        )
 
     config = {
         "n": images.shape[0],

@@ -64,10 +64,11 @@ def _src(path, depth=0):
 
 def _page(title, body, depth=0):
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n"
-        f"<div id=\"broken\"></div>\n{body}\n"
-        f"<p class=\"muted\">written by preimage report, {_e(time.strftime('%Y-%m-%d %H:%M'))}</p>\n{CHECK}\n</body></html>\n"
+        f'<div id="broken"></div>\n{body}\n'
+        '<p class="muted">written by preimage report,'
+        f" {_e(time.strftime('%Y-%m-%d %H:%M'))}</p>\n{CHECK}\n</body></html>\n"
     )
 
 
@@ -96,7 +97,9 @@ def write_report(folder):
     folder = os.path.abspath(folder)
     path = os.path.join(folder, CATALOG)
     if not os.path.isfile(path):
-        raise PreimageError(f"bad DIR {folder!r}: it holds no {CATALOG}; run `preimage atlas ... --out DIR` first")
+        raise PreimageError(
+            f"bad DIR {folder!r}: it holds no {CATALOG}; run `preimage atlas ... --out DIR` first"
+        )
     catalog = Catalog(path)
     try:
         layers = collect(catalog)
@@ -113,7 +116,10 @@ def write_report(folder):
         units = layers[layer]
         sections.append(_layer_section(folder, layer, units))
         for unit, methods in units.items():
-            atomic_write(os.path.join(folder, unit_page_name(layer, unit)), _unit_page(model, layer, unit, methods).encode())
+            atomic_write(
+                os.path.join(folder, unit_page_name(layer, unit)),
+                _unit_page(model, layer, unit, methods).encode(),
+            )
             pages += 1
     failed = [j for j in jobs if j["status"] == "failed"]
     summary = (
@@ -123,11 +129,19 @@ def write_report(folder):
         + f"{sum(j['seconds'] or 0 for j in jobs) / 60:.1f} min in workers.</p>\n"
     )
     if runs:
-        summary += f"<p class=\"muted\">last command: <code>preimage {_e(' '.join(runs[-1]['argv']))}</code></p>\n"
+        summary += (
+            '<p class="muted">last command: <code>preimage'
+            f" {_e(' '.join(runs[-1]['argv']))}</code></p>\n"
+        )
     if failed:
-        summary += "<h2>Failed jobs</h2><table><tr><th>job</th><th>error</th></tr>" + "".join(
-            f"<tr><td>{_e(j['id'])}</td><td><code>{_e((j['error'] or '').strip().splitlines()[-1] if j['error'] else '')}</code></td></tr>" for j in failed
-        ) + "</table>\n"
+        summary += (
+            "<h2>Failed jobs</h2><table><tr><th>job</th><th>error</th></tr>"
+            + "".join(
+                f"<tr><td>{_e(j['id'])}</td><td><code>{_e((j['error'] or '').strip().splitlines()[-1] if j['error'] else '')}</code></td></tr>"
+                for j in failed
+            )
+            + "</table>\n"
+        )
     index = os.path.join(folder, "index.html")
     atomic_write(index, _page(f"Atlas of {model}", summary + "\n".join(sections)).encode())
     return index, {"layers": len(layers), "unit_pages": pages, "jobs": counts}
@@ -152,16 +166,27 @@ def _layer_section(folder, layer, units):
     for unit in sorted(units):
         methods = units[unit]
         thumb = _thumbnail(methods)
-        img = f"<img src=\"{_src(thumb)}\" alt=\"{_e(layer)} unit {unit}\">" if thumb else "<span class=\"none\">no image</span>"
+        img = (
+            f'<img src="{_src(thumb)}" alt="{_e(layer)} unit {unit}">'
+            if thumb
+            else '<span class="none">no image</span>'
+        )
         notes = []
         if "invariance" in methods:
             notes.append(f"SII {_fmt(methods['invariance'][0].get('shift_invariance_index'), 2)}")
         if "diverse" in methods:
             notes.append(f"gain {_fmt(methods['diverse'][0].get('diversity_gain'), 2)}")
-        tiles.append(f"<a class=\"tile\" href=\"{_src(unit_page_name(layer, unit))}\">{img}<br>{unit}<br><span class=\"muted\">{_e(', '.join(notes))}</span></a>")
+        tiles.append(
+            '<a class="tile"'
+            f' href="{_src(unit_page_name(layer, unit))}">{img}<br>{unit}<br><span'
+            f' class="muted">{_e(", ".join(notes))}</span></a>'
+        )
     figs = _layer_figures(folder, layer, units)
-    fig_html = "".join(f"<img src=\"{_src(p)}\" alt=\"{_e(alt)}\">" for p, alt in figs)
-    return f"<h2 id=\"{_e(safe_name(layer))}\">{_e(layer)}</h2>\n<div class=\"grid\">{''.join(tiles)}</div>\n<div class=\"figs\">{fig_html}</div>"
+    fig_html = "".join(f'<img src="{_src(p)}" alt="{_e(alt)}">' for p, alt in figs)
+    return (
+        f'<h2 id="{_e(safe_name(layer))}">{_e(layer)}</h2>\n<div'
+        f' class="grid">{"".join(tiles)}</div>\n<div class="figs">{fig_html}</div>'
+    )
 
 
 def _layer_figures(folder, layer, units):
@@ -176,37 +201,58 @@ def _layer_figures(folder, layer, units):
         out += [(os.path.relpath(p, folder), alt) for p, alt in zip(paths, alts)]
     gains = [m["diverse"][0].get("diversity_gain") for m in units.values() if "diverse" in m]
     if gains:
-        figures.histograms({"units": gains}, os.path.join(folder, base + "_diversity_gain.png"), xlabel="diversity gain: min distance at the chosen λ / at λ = 0", title=layer)
+        figures.histograms(
+            {"units": gains},
+            os.path.join(folder, base + "_diversity_gain.png"),
+            xlabel="diversity gain: min distance at the chosen λ / at λ = 0",
+            title=layer,
+        )
         out.append((base + "_diversity_gain.png", "diversity gain histogram"))
     return out
 
 
 def _img(path, alt, large=False):
-    size = " class=\"large\"" if large else ""
-    return f"<img{size} src=\"{_src(path, 1)}\" alt=\"{_e(alt)}\">"
+    size = ' class="large"' if large else ""
+    return f'<img{size} src="{_src(path, 1)}" alt="{_e(alt)}">'
 
 
 def _unit_page(model, layer, unit, methods):
     name = f"{layer}:{unit}"
-    parts = [f"<p><a href=\"../index.html#{_e(safe_name(layer))}\">← {_e(model)} atlas</a></p><h1>{_e(name)}</h1>", "<div class=\"unit\">"]
+    parts = [
+        (
+            f'<p><a href="../index.html#{_e(safe_name(layer))}">← {_e(model)}'
+            f" atlas</a></p><h1>{_e(name)}</h1>"
+        ),
+        '<div class="unit">',
+    ]
     if "visualize" in methods:
         m, a = methods["visualize"]
-        parts.append(f"<h2>Visualization</h2>{_img(a['image'], name + ' visualization', large=True)}<p>activation {_fmt(m.get('activation'))}</p>")
+        parts.append(
+            f"<h2>Visualization</h2>{_img(a['image'], name + ' visualization', large=True)}<p>activation"
+            f" {_fmt(m.get('activation'))}</p>"
+        )
     if "diverse" in methods:
         m, a = methods["diverse"]
         parts.append(
-            f"<h2>Diverse images at the chosen λ = {_fmt(m.get('chosen_lambda'))}</h2>{_img(a['chosen'], name + ' diverse images')}"
-            f"<p>diversity gain {_fmt(m.get('diversity_gain'))} (min distance at the chosen λ / at λ = 0); threshold {_fmt(m.get('threshold'))}; "
+            "<h2>Diverse images at the chosen λ ="
+            f" {_fmt(m.get('chosen_lambda'))}</h2>{_img(a['chosen'], name + ' diverse images')}"
+            f"<p>diversity gain {_fmt(m.get('diversity_gain'))} (min distance at the chosen λ / at"
+            f" λ = 0); threshold {_fmt(m.get('threshold'))}; "
             f"distances in {_e(m.get('distance_layer'))}; image {_e(m.get('size'))} px</p>"
-            f"<h2>λ rows and the trade-off</h2>{_img(a['lambdas'], name + ' lambda rows')}{_img(a['tradeoff'], name + ' trade-off curve')}"
+            "<h2>λ rows and the"
+            f" trade-off</h2>{_img(a['lambdas'], name + ' lambda rows')}{_img(a['tradeoff'], name + ' trade-off curve')}"
         )
     if "invariance" in methods:
         m, a = methods["invariance"]
         parts.append(
             "<h2>Invariance indices</h2><table>"
-            f"<tr><th>shift invariance index</th><td>{_fmt(m.get('shift_invariance_index'))}</td></tr>"
-            f"<tr><th>linear combination index</th><td>{_fmt(m.get('linear_combination_index'))}</td></tr>"
-            f"<tr><th>template / crop / pair activation</th><td>{_fmt(m.get('template_activation'))} / {_fmt(m.get('crop_activation'))} / {_fmt(m.get('pair_activation'))}</td></tr>"
+            "<tr><th>shift invariance"
+            f" index</th><td>{_fmt(m.get('shift_invariance_index'))}</td></tr>"
+            "<tr><th>linear combination"
+            f" index</th><td>{_fmt(m.get('linear_combination_index'))}</td></tr>"
+            "<tr><th>template / crop / pair"
+            f" activation</th><td>{_fmt(m.get('template_activation'))} /"
+            f" {_fmt(m.get('crop_activation'))} / {_fmt(m.get('pair_activation'))}</td></tr>"
             f"</table>{_img(a['panel'], name + ' invariance panel')}"
         )
     if "reliability" in methods:
@@ -216,10 +262,13 @@ def _unit_page(model, layer, unit, methods):
         parts.append(
             "<h2>Reliability</h2><table>"
             f"<tr><th>repeats</th><td>{_fmt(m.get('repeats'))}</td></tr>"
-            f"<tr><th>most common top-1</th><td>{_e(top.get('name'))} ({_fmt(top.get('count'))} of {_fmt(m.get('repeats'))})</td></tr>"
+            f"<tr><th>most common top-1</th><td>{_e(top.get('name'))} ({_fmt(top.get('count'))} of"
+            f" {_fmt(m.get('repeats'))})</td></tr>"
             f"<tr><th>top-5 labels shared</th><td>{_fmt(m.get('top5_shared'))}</td></tr>"
-            f"<tr><th>Spearman ρ of logits, mean (min)</th><td>{_fmt(sp.get('mean_rho'))} ({_fmt(sp.get('min_rho'))})</td></tr>"
-            f"<tr><th>pixel / feature correlation</th><td>{_fmt(m.get('pixel_correlation'))} / {_fmt(m.get('feature_correlation'))}</td></tr>"
+            f"<tr><th>Spearman ρ of logits, mean (min)</th><td>{_fmt(sp.get('mean_rho'))}"
+            f" ({_fmt(sp.get('min_rho'))})</td></tr>"
+            f"<tr><th>pixel / feature correlation</th><td>{_fmt(m.get('pixel_correlation'))} /"
+            f" {_fmt(m.get('feature_correlation'))}</td></tr>"
             f"</table>{_img(a['repeats'], name + ' repeats')}{_img(a['logits'], name + ' logits')}"
         )
     parts.append("</div>")

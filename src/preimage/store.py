@@ -68,7 +68,9 @@ def save_render(result, out_dir, config, extra_metrics=None):
     return metrics
 
 
-def save_preimages(result, out_dir, config, originals=None, labels=None, box=None, extra_metrics=None):
+def save_preimages(
+    result, out_dir, config, originals=None, labels=None, box=None, extra_metrics=None
+):
     """A PreimageResult (inversion, caricature, maximization) as PNGs, result.npz and metrics.json.
 
     originals: the source images, shown first in the grid. box: (top, bottom,
@@ -88,14 +90,31 @@ def save_preimages(result, out_dir, config, originals=None, labels=None, box=Non
         if box is not None:
             im = Image.fromarray(array)
             top, bottom, left, right = box
-            ImageDraw.Draw(im).rectangle([left, top, right - 1, bottom - 1], outline=(255, 255, 255))
+            ImageDraw.Draw(im).rectangle(
+                [left, top, right - 1, bottom - 1], outline=(255, 255, 255)
+            )
             array = np.asarray(im)
         name = os.path.join("images", f"{i:03d}_{safe_name(label)}.png")
         atomic_write(os.path.join(out_dir, name), png_bytes(array))
         names.append(name)
     tiles = shown if originals is None else torch.cat([originals.cpu(), shown.cpu()])
-    save_grid(os.path.join(out_dir, "grid.png"), tiles, columns=None if originals is None else max(originals.shape[0], len(shown) // max(1, originals.shape[0])))
-    arrays = dict(images=result.images, canvas=result.canvas, inputs=result.render.inputs, scores=result.scores, trace=result.render.trace, objective=result.render.objective)
+    save_grid(
+        os.path.join(out_dir, "grid.png"),
+        tiles,
+        columns=(
+            None
+            if originals is None
+            else max(originals.shape[0], len(shown) // max(1, originals.shape[0]))
+        ),
+    )
+    arrays = dict(
+        images=result.images,
+        canvas=result.canvas,
+        inputs=result.render.inputs,
+        scores=result.scores,
+        trace=result.render.trace,
+        objective=result.render.objective,
+    )
     if originals is not None:
         arrays["originals"] = originals
     save_npz(os.path.join(out_dir, "result.npz"), **arrays)
@@ -132,10 +151,24 @@ def save_diverse(sweeps, out_dir, config, baseline=None):
             os.makedirs(sub, exist_ok=True)
             figures.sweep_grid(s, os.path.join(sub, "grid.png"))
             figures.tradeoff([s], os.path.join(sub, "tradeoff.png"), title=f"{s.layer}:{s.channel}")
-        chosen = torch.stack([s.images[s.chosen if s.chosen is not None else 0] for s in sweeps])  # units x n x ...
-        save_grid(os.path.join(out_dir, "grid.png"), chosen.reshape(-1, *chosen.shape[2:]), columns=chosen.shape[1])
-    figures.tradeoff(sweeps, os.path.join(out_dir, "tradeoff.png"), title=None if single else f"{sweeps[0].layer}: {len(sweeps)} units")
-    stack = (lambda attr: getattr(sweeps[0], attr)) if single else (lambda attr: torch.stack([getattr(s, attr) for s in sweeps]))
+        chosen = torch.stack(
+            [s.images[s.chosen if s.chosen is not None else 0] for s in sweeps]
+        )  # units x n x ...
+        save_grid(
+            os.path.join(out_dir, "grid.png"),
+            chosen.reshape(-1, *chosen.shape[2:]),
+            columns=chosen.shape[1],
+        )
+    figures.tradeoff(
+        sweeps,
+        os.path.join(out_dir, "tradeoff.png"),
+        title=None if single else f"{sweeps[0].layer}: {len(sweeps)} units",
+    )
+    stack = (
+        (lambda attr: getattr(sweeps[0], attr))
+        if single
+        else (lambda attr: torch.stack([getattr(s, attr) for s in sweeps]))
+    )
     # the fixed norm does not bound pixels: for display they are clipped to [0, 1], as Cadena et al.
     # clip to 0-255; `inputs` keeps what the network saw
     raw = stack("images")
@@ -154,13 +187,22 @@ def save_diverse(sweeps, out_dir, config, baseline=None):
         "units": [s.as_dict() for s in sweeps],
         "summary": _gain_summary(gains),
         "clipped_pixel_fraction": float(((raw < 0) | (raw > 1)).float().mean()),
-        "layout": "images: lambda x n x 3 x H x W" if single else "images: unit x lambda x n x 3 x H x W",
+        "layout": (
+            "images: lambda x n x 3 x H x W" if single else "images: unit x lambda x n x 3 x H x W"
+        ),
         "environment": environment(),
     }
     if baseline is not None:
         base_dir = os.path.join(out_dir, "baseline")
-        base_metrics = save_diverse(baseline["sweeps"], base_dir, {**config, "model_weights": baseline["weights"]})
-        metrics["baseline"] = {"weights": baseline["weights"], "folder": "baseline", "summary": base_metrics["summary"], "trained_greater": _gain_test(gains, [s.diversity_gain for s in baseline["sweeps"]])}
+        base_metrics = save_diverse(
+            baseline["sweeps"], base_dir, {**config, "model_weights": baseline["weights"]}
+        )
+        metrics["baseline"] = {
+            "weights": baseline["weights"],
+            "folder": "baseline",
+            "summary": base_metrics["summary"],
+            "trained_greater": _gain_test(gains, [s.diversity_gain for s in baseline["sweeps"]]),
+        }
         figures.histograms(
             {"trained": gains, baseline["label"]: [s.diversity_gain for s in baseline["sweeps"]]},
             os.path.join(out_dir, "gains.png"),
@@ -168,7 +210,11 @@ def save_diverse(sweeps, out_dir, config, baseline=None):
             title=f"{sweeps[0].layer}: trained vs {baseline['label']}",
         )
     elif not single:
-        figures.histograms({"units": gains}, os.path.join(out_dir, "gains.png"), xlabel="diversity gain: min distance at the chosen λ / at λ = 0")
+        figures.histograms(
+            {"units": gains},
+            os.path.join(out_dir, "gains.png"),
+            xlabel="diversity gain: min distance at the chosen λ / at λ = 0",
+        )
     save_json(os.path.join(out_dir, "metrics.json"), metrics)
     return metrics
 
@@ -182,7 +228,13 @@ def _gain_test(gains, baseline_gains):
     if len(a) < 2 or len(b) < 2:
         return None
     r = mannwhitneyu(a, b, alternative="greater")
-    return {"test": "Mann-Whitney U, one-sided", "U": float(r.statistic), "p": float(r.pvalue), "mean": float(np.mean(a)), "baseline_mean": float(np.mean(b))}
+    return {
+        "test": "Mann-Whitney U, one-sided",
+        "U": float(r.statistic),
+        "p": float(r.pvalue),
+        "mean": float(np.mean(a)),
+        "baseline_mean": float(np.mean(b)),
+    }
 
 
 def _gain_summary(gains):
@@ -209,7 +261,9 @@ def save_invariance(runs, out_dir, config, seconds):
         sub = os.path.join(out_dir, "units" if len(runs) == 1 else f"units-{safe_name(label)}")
         os.makedirs(sub, exist_ok=True)
         for u in units:
-            figures.invariance_panel(u, os.path.join(sub, safe_name(f"{u.layer}_{u.channel}") + ".png"))
+            figures.invariance_panel(
+                u, os.path.join(sub, safe_name(f"{u.layer}_{u.channel}") + ".png")
+            )
         sii = [u.shift_invariance_index for u in units if u.shift_invariance_index is not None]
         lci = [u.linear_combination_index for u in units if u.linear_combination_index is not None]
         summary[label] = {
@@ -225,11 +279,27 @@ def save_invariance(runs, out_dir, config, seconds):
             textures=torch.stack([u.texture for u in units]),
             templates=torch.stack([u.templates for u in units]).clamp(0, 1),
             pairs=torch.stack([u.pairs for u in units]).clamp(0, 1),
-            shift_invariance_index=np.array([np.nan if u.shift_invariance_index is None else u.shift_invariance_index for u in units]),
-            linear_combination_index=np.array([np.nan if u.linear_combination_index is None else u.linear_combination_index for u in units]),
+            shift_invariance_index=np.array(
+                [
+                    np.nan if u.shift_invariance_index is None else u.shift_invariance_index
+                    for u in units
+                ]
+            ),
+            linear_combination_index=np.array(
+                [
+                    np.nan if u.linear_combination_index is None else u.linear_combination_index
+                    for u in units
+                ]
+            ),
             channels=np.array([u.channel for u in units]),
         )
-    figures.invariance_plots({label: [(u.shift_invariance_index, u.linear_combination_index) for u in units] for label, units in runs}, out_dir)
+    figures.invariance_plots(
+        {
+            label: [(u.shift_invariance_index, u.linear_combination_index) for u in units]
+            for label, units in runs
+        },
+        out_dir,
+    )
     metrics = {
         "config": config,
         "wall_seconds": round(seconds, 1),
@@ -254,8 +324,19 @@ def save_reliability(rel, out_dir, config):
         save_png(os.path.join(out_dir, name), image)
         names.append(name)
     save_grid(os.path.join(out_dir, "grid.png"), result.images)
-    figures.logits_plot(rel.logits, os.path.join(out_dir, "logits.png"), title=f"{rel.config['target']}: {rel.stats['repeats']} repeats through {rel.classifier}")
-    save_npz(os.path.join(out_dir, "result.npz"), images=result.images, inputs=result.inputs, logits=rel.logits, activations=result.activations, trace=result.trace)
+    figures.logits_plot(
+        rel.logits,
+        os.path.join(out_dir, "logits.png"),
+        title=f"{rel.config['target']}: {rel.stats['repeats']} repeats through {rel.classifier}",
+    )
+    save_npz(
+        os.path.join(out_dir, "result.npz"),
+        images=result.images,
+        inputs=result.inputs,
+        logits=rel.logits,
+        activations=result.activations,
+        trace=result.trace,
+    )
     metrics = {
         "config": {**config, **rel.config, "render": result.config},
         **rel.stats,
@@ -305,10 +386,18 @@ def save_study(studies, out_dir, config, shown=5):
     several = len(studies) > 1
     for model, target, runs, _ in studies:
         for condition, rel in runs.items():
-            sub = os.path.join(safe_name(model), safe_name(condition)) if several else safe_name(condition)
-            save_reliability(rel, os.path.join(out_dir, sub), {**config, "condition": condition, "model": model})
+            sub = (
+                os.path.join(safe_name(model), safe_name(condition))
+                if several
+                else safe_name(condition)
+            )
+            save_reliability(
+                rel, os.path.join(out_dir, sub), {**config, "condition": condition, "model": model}
+            )
             folders[f"{model}/{condition}"] = sub
-            rows.append(_summary_row(model, target, condition, rel.stats, rel.result.activations.numpy()))
+            rows.append(
+                _summary_row(model, target, condition, rel.stats, rel.result.activations.numpy())
+            )
             label = f"{model}\n{condition}" if several else condition
             figure_rows.append((label, [(None, image) for image in rel.result.images[:shown]]))
     header = list(rows[0])
@@ -321,8 +410,15 @@ def save_study(studies, out_dir, config, shown=5):
     lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
     between = [{"model": model, **pair} for model, _, _, pairs in studies for pair in pairs]
     if between:
-        lines += ["", "| model | condition A | condition B | Spearman ρ of mean logits | p |", "|---|---|---|---|---|"]
-        lines += [f"| {b['model']} | {b['a']} | {b['b']} | {b['rho']:.3f} | {b['p']:.2g} |" for b in between]
+        lines += [
+            "",
+            "| model | condition A | condition B | Spearman ρ of mean logits | p |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {b['model']} | {b['a']} | {b['b']} | {b['rho']:.3f} | {b['p']:.2g} |"
+            for b in between
+        ]
     atomic_write(os.path.join(out_dir, "summary.md"), ("\n".join(lines) + "\n").encode())
     figures.image_rows(figure_rows, os.path.join(out_dir, "conditions.png"))
     metrics = {

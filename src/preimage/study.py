@@ -45,7 +45,17 @@ def tv_value(model, images, beta=1.0):
     return O.tv(beta=beta)(ctx)
 
 
-def run_study(model, target, study, repeats=10, classifier=None, tv_with=0.5, tv_scale=None, log=print, **method):
+def run_study(
+    model,
+    target,
+    study,
+    repeats=10,
+    classifier=None,
+    tv_with=0.5,
+    tv_scale=None,
+    log=print,
+    **method,
+):
     """Run every condition of a study on one target: ({condition name: Reliability}, tv_scale).
 
     Finzi's TV weights (0 to 1) are relative to his loss, a channel's activation
@@ -63,21 +73,41 @@ def run_study(model, target, study, repeats=10, classifier=None, tv_with=0.5, tv
             kw["tv"] = kw["tv"] * tv_scale
         runs[name] = reliability(model, target, repeats=repeats, classifier=classifier, **kw)
         # how smooth the images came out, in the same units whatever the condition's weight
-        runs[name].stats["image_tv"] = float(tv_value(model, runs[name].result.images.to(model.device), method.get("tv_beta", 1.0)).mean())
+        runs[name].stats["image_tv"] = float(
+            tv_value(
+                model, runs[name].result.images.to(model.device), method.get("tv_beta", 1.0)
+            ).mean()
+        )
         if tv_scale is None:
             first = runs[name].result
             penalty = float(tv_value(model, first.images, method.get("tv_beta", 1.0)).mean())
             tv_scale = abs(float(first.activations.mean())) / max(penalty, 1e-12)
         s = runs[name].stats
-        log(f"{model.name} {target} [{name}]: top-1 {s['top1_most_common']['name']} in {s['top1_most_common']['count']}/{repeats}, top-5 shared {100 * s['top5_shared']:.0f} %, mean ρ {s['spearman']['mean_rho']:.3f}, activation {float(runs[name].result.activations.mean()):.3g}")
+        log(
+            f"{model.name} {target} [{name}]: top-1 {s['top1_most_common']['name']} in"
+            f" {s['top1_most_common']['count']}/{repeats}, top-5 shared"
+            f" {100 * s['top5_shared']:.0f} %, mean ρ {s['spearman']['mean_rho']:.3f}, activation"
+            f" {float(runs[name].result.activations.mean()):.3g}"
+        )
     return runs, tv_scale
 
 
 def between_conditions(runs, reference=None):
     """Spearman's ρ and p between conditions' mean logits: every pair, or each condition against ``reference``."""
     names = list(runs)
-    pairs = [(reference, b) for b in names if b != reference] if reference else [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
-    return [{"a": a, "b": b, **dict(zip(("rho", "p"), condition_correlation(runs[a].logits, runs[b].logits)))} for a, b in pairs]
+    pairs = (
+        [(reference, b) for b in names if b != reference]
+        if reference
+        else [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    )
+    return [
+        {
+            "a": a,
+            "b": b,
+            **dict(zip(("rho", "p"), condition_correlation(runs[a].logits, runs[b].logits))),
+        }
+        for a, b in pairs
+    ]
 
 
 def depth_layers(model):
@@ -100,5 +130,8 @@ def depth_layers(model):
     by_address = {v: k for k, v in model.aliases.items()}
     convs = [info for info in model.layers() if info.kind == "Conv2d"]
     if not convs:
-        raise PreimageError(f"model {model.name} has neither blocks nor convolutions to show by depth; give --layers")
+        raise PreimageError(
+            f"model {model.name} has neither blocks nor convolutions to show by depth; give"
+            " --layers"
+        )
     return [by_address.get(info.name, info.name) for info in convs]

@@ -26,7 +26,9 @@ import numpy as np
 from . import objectives as O
 from .errors import PreimageError, suggest
 
-GRAMMAR = "LAYER, LAYER:C, LAYER:C@Y,X, LAYER:all, LAYER:A-B, LAYER:dir=FILE.npy, class:N or class:NAME"
+GRAMMAR = (
+    "LAYER, LAYER:C, LAYER:C@Y,X, LAYER:all, LAYER:A-B, LAYER:dir=FILE.npy, class:N or class:NAME"
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def parse_target(model, spec, size=None, unit_mode=False):
     if not sep:
         return [Element("layer", layer)]
     if rest.startswith("dir="):
-        path = rest[len("dir="):]
+        path = rest[len("dir=") :]
         _load_direction(path, info.channels, spec)
         return [Element("direction", layer, vector=path)]
     chans, at, where = rest.partition("@")
@@ -96,7 +98,11 @@ def parse_target(model, spec, size=None, unit_mode=False):
             y, x = (_int(p, spec, "position") for p in parts)
             if len(info.shape) != 3 or not (0 <= y < info.shape[1] and 0 <= x < info.shape[2]):
                 grid = f"{info.shape[1]}x{info.shape[2]}" if len(info.shape) == 3 else "no spatial"
-                raise PreimageError(f"unit position @{y},{x} is outside layer {layer}'s {grid} map at {size or model.input_size}px; valid rows 0..{info.shape[1] - 1 if len(info.shape) == 3 else 0}")
+                raise PreimageError(
+                    f"unit position @{y},{x} is outside layer {layer}'s {grid} map at"
+                    f" {size or model.input_size}px; valid rows"
+                    f" 0..{info.shape[1] - 1 if len(info.shape) == 3 else 0}"
+                )
         return [Element("unit", layer, c, y, x) for c in channels]
     kind = "unit" if unit_mode and len(info.shape) == 3 else "channel"
     return [Element(kind, layer, c) for c in channels]
@@ -117,33 +123,45 @@ def _channels(text, count, spec, layer, model):
         out.extend(range(lo, hi + 1))
     for c in out:
         if not 0 <= c < count:
-            raise PreimageError(f"channel {c} out of range for layer {layer} of {model.name}: it has {count} channels (0..{count - 1})")
+            raise PreimageError(
+                f"channel {c} out of range for layer {layer} of {model.name}: it has {count}"
+                f" channels (0..{count - 1})"
+            )
     return out
 
 
 def _class_element(model, spec, size):
-    name = spec[len("class:"):]
+    name = spec[len("class:") :]
     out = _output_layer(model, size)
     count = model.layer_info(out, size).channels
     if name.lstrip("-").isdigit():
         c = int(name)
         if not 0 <= c < count:
-            raise PreimageError(f"class {c} out of range: {model.name} has {count} classes (0..{count - 1})")
+            raise PreimageError(
+                f"class {c} out of range: {model.name} has {count} classes (0..{count - 1})"
+            )
         return Element("channel", out, c, title=f"class:{c}")
-    classes = [c.lower() for c in (model.classes or [])]
+    classes = [c.lower() for c in model.classes or []]
     if name.lower() in classes:
         c = classes.index(name.lower())
         return Element("channel", out, c, title=f"class:{c}:{model.classes[c]}")
-    raise PreimageError(f"unknown class {name!r} for {model.name}; valid: an index 0..{count - 1} or a class name such as {suggest(name, model.classes or [], limit=5)}")
+    raise PreimageError(
+        f"unknown class {name!r} for {model.name}; valid: an index 0..{count - 1} or a class name"
+        f" such as {suggest(name, model.classes or [], limit=5)}"
+    )
 
 
 def _load_direction(path, channels, spec):
     try:
         vec = np.load(path).astype(np.float32).ravel()
     except (OSError, ValueError) as e:
-        raise PreimageError(f"direction file {path!r} in target {spec!r} is not a readable .npy array ({e})") from None
+        raise PreimageError(
+            f"direction file {path!r} in target {spec!r} is not a readable .npy array ({e})"
+        ) from None
     if vec.size != channels:
-        raise PreimageError(f"direction file {path!r} has {vec.size} components; the layer has {channels} channels")
+        raise PreimageError(
+            f"direction file {path!r} has {vec.size} components; the layer has {channels} channels"
+        )
     return vec
 
 
@@ -178,7 +196,12 @@ def build_objective(elements):
         e = elements[i]
         j = i + 1
         if e.kind in ("channel", "unit"):
-            while j < len(elements) and (elements[j].kind, elements[j].layer, elements[j].y, elements[j].x) == (e.kind, e.layer, e.y, e.x):
+            while j < len(elements) and (
+                elements[j].kind,
+                elements[j].layer,
+                elements[j].y,
+                elements[j].x,
+            ) == (e.kind, e.layer, e.y, e.x):
                 j += 1
             batch = list(range(i, j))
             terms.append(_term(e, batch, [elements[k].channel for k in batch]))
@@ -201,7 +224,7 @@ def element_values(model, elements, images, chunk=32):
     rows = []
     with torch.no_grad():
         for start in range(0, images.shape[0], chunk):
-            batch = images[start: start + chunk].to(model.device)
+            batch = images[start : start + chunk].to(model.device)
             scale, shift = model.centering(batch)
             ctx = O.Context(model.activations(batch, layers), batch, batch * scale + shift)
             rows.append(torch.stack([t(ctx).float().cpu() for t in terms], 1))

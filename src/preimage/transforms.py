@@ -122,7 +122,11 @@ class Pipeline:
         return bool(self.steps)
 
     def describe(self):
-        return {"steps": [s.describe() for s in self.steps], "output_size": self.output_size, "fill": self.fill}
+        return {
+            "steps": [s.describe() for s in self.steps],
+            "output_size": self.output_size,
+            "fill": self.fill,
+        }
 
     def matrices(self, n, hw, generator=None):
         """Per element: the (n, 3, 3) map from output to input pixel coordinates (both centred), and the output size.
@@ -138,7 +142,11 @@ class Pipeline:
         if self.output_size is None:
             out = canvas
         else:
-            out = hw if self.output_size == "input" else (int(self.output_size), int(self.output_size))
+            out = (
+                hw
+                if self.output_size == "input"
+                else (int(self.output_size), int(self.output_size))
+            )
             total = total @ np.diag([canvas[1] / out[1], canvas[0] / out[0], 1.0])
         return total, out
 
@@ -195,7 +203,9 @@ class Pipeline:
         scale, shift = affine if affine is not None else (None, None)
         if fill_value is None:
             return warp(images, coef, out, scale, shift, channels_last)
-        fill = torch.as_tensor(fill_value, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+        fill = torch.as_tensor(fill_value, dtype=images.dtype, device=images.device).view(
+            1, -1, 1, 1
+        )
         # resample x * scale + shift - fill, whose outside is 0, then add the fill back
         shift = -fill if shift is None else shift - fill
         return warp(images, coef, out, scale, shift, channels_last) + fill
@@ -238,7 +248,11 @@ def parse_transforms(spec):
             elif kind == "jitter":
                 steps.append(Jitter(int(arg)))
             elif kind in ("scale", "rotate"):
-                values = _range(*map(float, arg.split(":"))) if arg.count(":") == 2 else _numbers(arg.replace("/", ","))
+                values = (
+                    _range(*map(float, arg.split(":")))
+                    if arg.count(":") == 2
+                    else _numbers(arg.replace("/", ","))
+                )
                 if not values:
                     raise ValueError
                 steps.append(Scale(values) if kind == "scale" else Rotate(values))
@@ -246,7 +260,8 @@ def parse_transforms(spec):
                 raise ValueError
         except (ValueError, TypeError):
             raise PreimageError(
-                f"bad transform {part!r} in {spec!r}; valid: a preset ({', '.join(PRESETS)}) or a comma list of "
-                "pad:P, jitter:D, scale:LO:HI:STEP, rotate:LO:HI:STEP (or scale:1/1.1, rotate:-5/0/5)"
+                f"bad transform {part!r} in {spec!r}; valid: a preset ({', '.join(PRESETS)}) or a"
+                " comma list of pad:P, jitter:D, scale:LO:HI:STEP, rotate:LO:HI:STEP (or"
+                " scale:1/1.1, rotate:-5/0/5)"
             ) from None
     return Pipeline(steps)

@@ -78,13 +78,19 @@ def visualize(
     extra = {}
     if prior is not None:
         with torch.no_grad():
-            extra["prior"] = {**prior.describe(), "weight": prior_weight, "log_prior": prior(result.images.to(model.device)).tolist()}
+            extra["prior"] = {
+                **prior.describe(),
+                "weight": prior_weight,
+                "log_prior": prior(result.images.to(model.device)).tolist(),
+            }
     if compare_natural:
         natural = element_values(model, elements, natural_crops(size))
         p99 = torch.quantile(natural, 0.99, dim=0)
-        extra.update({
-            "natural_images": int(natural.shape[0]),
-            "natural_p99": p99.tolist(),
-            "ratio_to_natural_p99": (result.activations / p99).tolist(),
-        })
+        extra.update(
+            {
+                "natural_images": int(natural.shape[0]),
+                "natural_p99": p99.tolist(),
+                "ratio_to_natural_p99": (result.activations / p99).tolist(),
+            }
+        )
     return result, extra

@@ -6,4 +6,16 @@ from .jobs import run_job
 from .plan import METHODS, Settings, estimate, plan
 from .run import Campaign, run_campaign
 
-__all__ = ["Catalog", "LocalExecutor", "RayExecutor", "make_executor", "run_job", "METHODS", "Settings", "estimate", "plan", "Campaign", "run_campaign"]
+__all__ = [
+    "Catalog",
+    "LocalExecutor",
+    "RayExecutor",
+    "make_executor",
+    "run_job",
+    "METHODS",
+    "Settings",
+    "estimate",
+    "plan",
+    "Campaign",
+    "run_campaign",
+]

@@ -63,15 +63,26 @@ class Catalog:
 
     def record_run(self, argv, config):
         with self._tx():
-            self.db.execute("INSERT INTO runs VALUES (?, ?, ?)", (time.time(), json.dumps(argv), json.dumps(config)))
+            self.db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?)",
+                (time.time(), json.dumps(argv), json.dumps(config)),
+            )
 
     def add_jobs(self, specs):
         """Insert the jobs not yet known; known ones (same id, so same configuration) keep their state."""
         with self._tx():
             for spec in specs:
                 self.db.execute(
-                    "INSERT OR IGNORE INTO jobs (id, layer, method, units, spec, status, image_steps) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                    (spec["id"], spec["layer"], spec["method"], json.dumps(spec["units"]), json.dumps(spec), spec.get("image_steps")),
+                    "INSERT OR IGNORE INTO jobs (id, layer, method, units, spec, status,"
+                    " image_steps) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                    (
+                        spec["id"],
+                        spec["layer"],
+                        spec["method"],
+                        json.dumps(spec["units"]),
+                        json.dumps(spec),
+                        spec.get("image_steps"),
+                    ),
                 )
 
     def network(self):
@@ -85,7 +96,9 @@ class Catalog:
     def reset_interrupted(self):
         """Jobs a dead driver left 'running' go back to 'pending'; returns how many."""
         with self._tx():
-            return self.db.execute("UPDATE jobs SET status = 'pending', worker = NULL WHERE status = 'running'").rowcount
+            return self.db.execute(
+                "UPDATE jobs SET status = 'pending', worker = NULL WHERE status = 'running'"
+            ).rowcount
 
     def status(self, ids):
         rows = {}
@@ -96,7 +109,11 @@ class Catalog:
 
     def start(self, job_id):
         with self._tx():
-            self.db.execute("UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?, worker = NULL, error = NULL WHERE id = ?", (time.time(), job_id))
+            self.db.execute(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?, worker ="
+                " NULL, error = NULL WHERE id = ?",
+                (time.time(), job_id),
+            )
 
     def finish(self, job_id, result, artifacts, unit_rows):
         """Mark a job done with its results, atomically with its per-unit rows."""
@@ -104,20 +121,42 @@ class Catalog:
             self.db.execute("DELETE FROM unit_results WHERE job_id = ?", (job_id,))
             self.db.executemany(
                 "INSERT INTO unit_results VALUES (?, ?, ?, ?, ?, ?)",
-                [(job_id, r["layer"], r["unit"], r["method"], json.dumps(r["metrics"]), json.dumps(r["artifacts"])) for r in unit_rows],
+                [
+                    (
+                        job_id,
+                        r["layer"],
+                        r["unit"],
+                        r["method"],
+                        json.dumps(r["metrics"]),
+                        json.dumps(r["artifacts"]),
+                    )
+                    for r in unit_rows
+                ],
             )
             self.db.execute(
-                "UPDATE jobs SET status = 'done', finished = ?, seconds = ?, worker = ?, metrics = ?, artifacts = ? WHERE id = ?",
-                (time.time(), result["seconds"], result["worker"], json.dumps(result["metrics"]), json.dumps(artifacts), job_id),
+                "UPDATE jobs SET status = 'done', finished = ?, seconds = ?, worker = ?, metrics ="
+                " ?, artifacts = ? WHERE id = ?",
+                (
+                    time.time(),
+                    result["seconds"],
+                    result["worker"],
+                    json.dumps(result["metrics"]),
+                    json.dumps(artifacts),
+                    job_id,
+                ),
             )
 
     def fail(self, job_id, error):
         with self._tx():
-            self.db.execute("UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE id = ?", (time.time(), error, job_id))
+            self.db.execute(
+                "UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE id = ?",
+                (time.time(), error, job_id),
+            )
 
     def jobs(self):
         cursor = self.db.execute(
-            "SELECT id, layer, method, units, spec, status, attempts, image_steps, worker, started, finished, seconds, metrics, artifacts, error FROM jobs ORDER BY rowid"
+            "SELECT id, layer, method, units, spec, status, attempts, image_steps, worker, started,"
+            " finished, seconds, metrics, artifacts, error FROM jobs ORDER BY rowid"
         )
         keys = [d[0] for d in cursor.description]
         out = []
@@ -130,15 +169,29 @@ class Catalog:
 
     def unit_results(self):
         rows = self.db.execute(
-            "SELECT u.layer, u.unit, u.method, u.metrics, u.artifacts, u.job_id FROM unit_results u JOIN jobs j ON j.id = u.job_id WHERE j.status = 'done' ORDER BY j.rowid, u.unit"
+            "SELECT u.layer, u.unit, u.method, u.metrics, u.artifacts, u.job_id FROM unit_results u"
+            " JOIN jobs j ON j.id = u.job_id WHERE j.status = 'done' ORDER BY j.rowid, u.unit"
         ).fetchall()
-        return [{"layer": a, "unit": b, "method": c, "metrics": json.loads(d), "artifacts": json.loads(e), "job_id": f} for a, b, c, d, e, f in rows]
+        return [
+            {
+                "layer": a,
+                "unit": b,
+                "method": c,
+                "metrics": json.loads(d),
+                "artifacts": json.loads(e),
+                "job_id": f,
+            }
+            for a, b, c, d, e, f in rows
+        ]
 
     def counts(self):
         return dict(self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
 
     def runs(self):
-        return [{"started": s, "argv": json.loads(a), "config": json.loads(c)} for s, a, c in self.db.execute("SELECT started, argv, config FROM runs ORDER BY rowid")]
+        return [
+            {"started": s, "argv": json.loads(a), "config": json.loads(c)}
+            for s, a, c in self.db.execute("SELECT started, argv, config FROM runs ORDER BY rowid")
+        ]
 
 
 class _Transaction:
@@ -155,4 +208,4 @@ class _Transaction:
 
 def _chunks(items, n):
     for i in range(0, len(items), n):
-        yield items[i: i + n]
+        yield items[i : i + n]

@@ -57,7 +57,9 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise PreimageError("--executor ray needs Ray: pip install 'preimage[atlas]' (or pip install ray)") from None
+            raise PreimageError(
+                "--executor ray needs Ray: pip install 'preimage[atlas]' (or pip install ray)"
+            ) from None
         self.ray = ray
         self.workers = int(workers or 2)
         if self.workers < 1:
@@ -70,7 +72,10 @@ class RayExecutor:
                 try:
                     ray.init(address=address, logging_level="ERROR", log_to_driver=False)
                 except Exception as e:
-                    raise PreimageError(f"bad --ray-address {address!r}: could not join a Ray cluster there ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+                    raise PreimageError(
+                        f"bad --ray-address {address!r}: could not join a Ray cluster there"
+                        f" ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+                    ) from None
             else:
                 ray.init(
                     num_cpus=self.workers * self.threads,
@@ -79,14 +84,21 @@ class RayExecutor:
                     logging_level="ERROR",
                     log_to_driver=False,
                     object_store_memory=256 * 1024**2,
-                    runtime_env={"env_vars": {"OMP_NUM_THREADS": str(self.threads), "TQDM_DISABLE": "1"}},
+                    runtime_env={
+                        "env_vars": {"OMP_NUM_THREADS": str(self.threads), "TQDM_DISABLE": "1"}
+                    },
                 )
         if gpu and ray.cluster_resources().get("GPU", 0) < 1:
             ray.shutdown()
-            raise PreimageError(f"bad --device {device!r}: the Ray cluster has no GPU, and a job asking for one would wait forever; use --device cpu")
+            raise PreimageError(
+                f"bad --device {device!r}: the Ray cluster has no GPU, and a job asking for one"
+                " would wait forever; use --device cpu"
+            )
         # a worker that dies (a preempted node, the OOM killer) is retried twice by Ray; an
         # exception inside a job is not retried: it fails the job, and rerunning the command retries it
-        self.remote = ray.remote(num_cpus=self.threads, num_gpus=1 if gpu else 0, max_retries=2)(run_job)
+        self.remote = ray.remote(num_cpus=self.threads, num_gpus=1 if gpu else 0, max_retries=2)(
+            run_job
+        )
 
     def run(self, specs, on_start):
         ray = self.ray
@@ -114,7 +126,9 @@ def _token_mode_for_joining():
     """`ray start --head` enables token authentication by default, and a client joins such a
     cluster only in token mode (read when Ray is imported); a token-mode client also joins a
     cluster without authentication, so token mode is used whenever a token is at hand."""
-    token = os.environ.get("RAY_AUTH_TOKEN") or os.path.exists(os.path.expanduser("~/.ray/auth_token"))
+    token = os.environ.get("RAY_AUTH_TOKEN") or os.path.exists(
+        os.path.expanduser("~/.ray/auth_token")
+    )
     if token and not os.environ.get("RAY_AUTH_MODE"):
         os.environ["RAY_AUTH_MODE"] = "token"
 
@@ -129,7 +143,11 @@ def _check_reachable(address, timeout=5.0):
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as e:
-        raise PreimageError(f"bad --ray-address {address!r}: nothing answers there ({e.strerror or type(e).__name__}); start the head with `ray start --head`, or use auto") from None
+        raise PreimageError(
+            f"bad --ray-address {address!r}: nothing answers there"
+            f" ({e.strerror or type(e).__name__}); start the head with `ray start --head`, or use"
+            " auto"
+        ) from None
 
 
 def make_executor(kind, workers=None, threads=None, address=None, device="cpu"):
@@ -137,7 +155,10 @@ def make_executor(kind, workers=None, threads=None, address=None, device="cpu"):
         if address:
             raise PreimageError("--ray-address needs --executor ray")
         if workers not in (None, 1):
-            raise PreimageError(f"bad --workers {workers} with --executor local, which runs one job at a time; use --executor ray for more")
+            raise PreimageError(
+                f"bad --workers {workers} with --executor local, which runs one job at a time; use"
+                " --executor ray for more"
+            )
         return LocalExecutor(threads)
     if kind == "ray":
         return RayExecutor(workers, threads, address, device)

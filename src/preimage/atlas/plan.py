@@ -47,7 +47,9 @@ def parse_methods(text):
     methods = [m.strip() for m in (text or "").split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
     if not methods or bad:
-        raise PreimageError(f"bad --methods {text!r}; choose from {', '.join(METHODS)}, separated by commas")
+        raise PreimageError(
+            f"bad --methods {text!r}; choose from {', '.join(METHODS)}, separated by commas"
+        )
     return list(dict.fromkeys(methods))
 
 
@@ -70,16 +72,23 @@ def parse_units(text, channels, layer):
     except ValueError:
         units = None
     if not units:
-        raise PreimageError(f"bad --units {text!r}; expected all, a count N (channels 0..N-1), or a list such as 3,7,10-15")
+        raise PreimageError(
+            f"bad --units {text!r}; expected all, a count N (channels 0..N-1), or a list such as"
+            " 3,7,10-15"
+        )
     out = [u for u in dict.fromkeys(units) if 0 <= u < channels]
     if len(out) != len(dict.fromkeys(units)):
         bad = [u for u in units if not 0 <= u < channels]
-        raise PreimageError(f"bad --units {text!r}: {layer} has channels 0..{channels - 1}, not {bad[0]}")
+        raise PreimageError(
+            f"bad --units {text!r}: {layer} has channels 0..{channels - 1}, not {bad[0]}"
+        )
     return out
 
 
 def job_id(spec):
-    identity = {k: v for k, v in spec.items() if k not in ("id", "device", "image_steps", "pixels", "batch")}
+    identity = {
+        k: v for k, v in spec.items() if k not in ("id", "device", "image_steps", "pixels", "batch")
+    }
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     units = spec["units"]
     span = f"{units[0]}" if len(units) == 1 else f"{units[0]}-{units[-1]}"
@@ -112,22 +121,29 @@ def images_per_step(method, units, settings):
 
 def loadable_weights(model, settings):
     """(weights, seed) with which a worker loads the same network by name: the settings' if given,
-    else read back from the loaded model's record ('imagenet (...)', 'random (seed N)' or a path)."""
+    else read back from the loaded model's record ('imagenet (...)', 'random (seed N)' or a path).
+    """
     from ..models import model_names
 
     if model.name not in model_names():
-        raise PreimageError(f"the atlas reloads its model by name in every worker, and {model.name!r} is not a registered model (`preimage models` lists them)")
+        raise PreimageError(
+            f"the atlas reloads its model by name in every worker, and {model.name!r} is not a"
+            " registered model (`preimage models` lists them)"
+        )
     if settings.weights is not None:
         return settings.weights, settings.weights_seed
     record = str(model.weights or "")
     if record.startswith("random (seed "):
-        return "random", int(record[len("random (seed "):].rstrip(")"))
+        return "random", int(record[len("random (seed ") :].rstrip(")"))
     if record.startswith("none"):  # hand-crafted and toy models have no weights to load
         return None, settings.weights_seed
     if record.startswith("imagenet") or not record:
         return "imagenet", settings.weights_seed
     if record == "given":
-        raise PreimageError("the atlas reloads its model in every worker: pass Settings(weights=...) for a model whose weights were given as a module")
+        raise PreimageError(
+            "the atlas reloads its model in every worker: pass Settings(weights=...) for a model"
+            " whose weights were given as a module"
+        )
     return record, settings.weights_seed
 
 
@@ -146,11 +162,18 @@ def plan(model, layers, units_text, methods, settings):
     if settings.n < 2:
         raise PreimageError(f"bad --n {settings.n}; the diversity term needs at least 2 images")
     if settings.repeats < 2:
-        raise PreimageError(f"bad --repeats {settings.repeats}; reliability needs at least 2 repeats")
+        raise PreimageError(
+            f"bad --repeats {settings.repeats}; reliability needs at least 2 repeats"
+        )
     if settings.lambdas and (settings.lambdas[0] != 0 or any(v < 0 for v in settings.lambdas)):
-        raise PreimageError(f"bad --lambdas {settings.lambdas}; they must start at 0 (the reference) and be non-negative")
+        raise PreimageError(
+            f"bad --lambdas {settings.lambdas}; they must start at 0 (the reference) and be"
+            " non-negative"
+        )
     if "reliability" in methods and not model.classes:
-        raise PreimageError(f"reliability needs class logits, and {model.name} has none; drop it from --methods")
+        raise PreimageError(
+            f"reliability needs class logits, and {model.name} has none; drop it from --methods"
+        )
     weights, weights_seed = loadable_weights(model, settings)
     run = [m for m in methods if not (m == "diverse" and "invariance" in methods)]
     specs = []
@@ -158,11 +181,14 @@ def plan(model, layers, units_text, methods, settings):
         address = model.resolve_layer(layer)
         info = model.layer_info(layer)
         if len(info.shape) != 3:
-            raise PreimageError(f"bad layer {layer!r}: the atlas maps channels of convolutional layers (C x H x W), and {layer} is {tuple(info.shape)}")
+            raise PreimageError(
+                f"bad layer {layer!r}: the atlas maps channels of convolutional layers (C x H x W),"
+                f" and {layer} is {tuple(info.shape)}"
+            )
         units = parse_units(units_text, info.shape[0], layer)
         for method in run:
             for start in range(0, len(units), settings.chunk):
-                chunk = units[start: start + settings.chunk]
+                chunk = units[start : start + settings.chunk]
                 steps = settings.steps_for(method)
                 spec = {
                     "model": model.name,
@@ -229,7 +255,17 @@ def estimate(model, specs, workers=1, progress=None):
             if progress:
                 progress(key, rates[key])
         alias = model.layer_info(spec["layer"]).alias
-        row = rows.setdefault(spec["layer"], {"layer": spec["layer"], "alias": alias or "", "units": set(), "jobs": 0, "image_steps": 0, "seconds": 0.0})
+        row = rows.setdefault(
+            spec["layer"],
+            {
+                "layer": spec["layer"],
+                "alias": alias or "",
+                "units": set(),
+                "jobs": 0,
+                "image_steps": 0,
+                "seconds": 0.0,
+            },
+        )
         row["units"].update(spec["units"])
         row["jobs"] += 1
         row["image_steps"] += spec["image_steps"]
@@ -242,4 +278,8 @@ def estimate(model, specs, workers=1, progress=None):
     }
     total["seconds_per_worker"] = total["seconds"] / max(1, workers)
     total["workers"] = workers
-    return table, total, {f"{layer}@{size}px x{batch}": rate for (layer, size, batch), rate in rates.items()}
+    return (
+        table,
+        total,
+        {f"{layer}@{size}px x{batch}": rate for (layer, size, batch), rate in rates.items()},
+    )

@@ -36,7 +36,10 @@ class Campaign:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
-            raise PreimageError(f"bad --out {out!r}: another atlas is running on it; wait for it or use another folder") from None
+            raise PreimageError(
+                f"bad --out {out!r}: another atlas is running on it; wait for it or use another"
+                " folder"
+            ) from None
         self.catalog = Catalog(os.path.join(self.out, CATALOG))
         self.interrupted = self.catalog.reset_interrupted()
         for name in os.listdir(os.path.join(self.out, JOBS)):
@@ -73,7 +76,10 @@ class Campaign:
         _fsync_dir(os.path.dirname(final))
         prefix = f"{JOBS}/{spec['id']}/"
         artifacts = sorted(prefix + rel for rel in result["files"])
-        unit_rows = [{**u, "artifacts": {role: prefix + name for role, name in u["artifacts"].items()}} for u in result["units"]]
+        unit_rows = [
+            {**u, "artifacts": {role: prefix + name for role, name in u["artifacts"].items()}}
+            for u in result["units"]
+        ]
         self.catalog.finish(spec["id"], result, artifacts, unit_rows)
         return artifacts
 
@@ -93,7 +99,11 @@ def _work(spec):
 
 def _clock(seconds):
     seconds = int(max(0, seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60:02d}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60:02d}:{seconds % 60:02d}"
+    )
 
 
 def run_campaign(campaign, specs, executor, progress=True, argv=None, config=None):
@@ -104,7 +114,11 @@ def run_campaign(campaign, specs, executor, progress=True, argv=None, config=Non
         asked = (specs[0]["model"], specs[0]["weights"], specs[0]["weights_seed"])
         if asked != held:
             # the report keys units by layer and channel: two networks in one folder would mix
-            raise PreimageError(f"bad --out {campaign.out!r}: it holds an atlas of {held[0]} (weights {held[1]}, seed {held[2]}), not {asked[0]} (weights {asked[1]}, seed {asked[2]}); use another folder")
+            raise PreimageError(
+                f"bad --out {campaign.out!r}: it holds an atlas of {held[0]} (weights {held[1]},"
+                f" seed {held[2]}), not {asked[0]} (weights {asked[1]}, seed {asked[2]}); use"
+                " another folder"
+            )
     catalog.record_run(argv or [], config or {})
     catalog.add_jobs(specs)
     status = catalog.status(s["id"] for s in specs)
@@ -114,7 +128,13 @@ def run_campaign(campaign, specs, executor, progress=True, argv=None, config=Non
     # visualization), so the time left is extrapolated from the work done, not the job count
     left = sum(_work(s) for s in todo)
     bar = tqdm(
-        total=len(specs), initial=done_before, desc="atlas", unit="job", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+        total=len(specs),
+        initial=done_before,
+        desc="atlas",
+        unit="job",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} jobs [{elapsed} elapsed{postfix}]",
     )
     failed, t0, worked = [], time.perf_counter(), 0.0
@@ -124,11 +144,17 @@ def run_campaign(campaign, specs, executor, progress=True, argv=None, config=Non
             eta = (time.perf_counter() - t0) * (left - worked) / max(worked, 1e-9)
             if error is None:
                 campaign.commit(spec, result)
-                bar.set_postfix_str(f"{_clock(eta)} left; {spec['layer']} {spec['method']} {spec['units'][0]}..{spec['units'][-1]}: {result['seconds']:.0f} s", refresh=False)
+                bar.set_postfix_str(
+                    f"{_clock(eta)} left; {spec['layer']} {spec['method']}"
+                    f" {spec['units'][0]}..{spec['units'][-1]}: {result['seconds']:.0f} s",
+                    refresh=False,
+                )
             else:
                 catalog.fail(spec["id"], error)
                 failed.append((spec["id"], error))
-                bar.write(f"preimage: job {spec['id']} failed: {error.splitlines()[-1] if error else ''}")
+                bar.write(
+                    f"preimage: job {spec['id']} failed: {error.splitlines()[-1] if error else ''}"
+                )
             bar.update(1)
     finally:
         bar.close()

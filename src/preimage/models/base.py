@@ -29,11 +29,15 @@ class VisionModel:
     aliases: dict = field(default_factory=dict)
     classes: list | None = None
     weights: str = "given"
-    preceding: dict = field(default_factory=dict)  # layer -> the layer a diversity distance uses, where the model says
+    preceding: dict = field(
+        default_factory=dict
+    )  # layer -> the layer a diversity distance uses, where the model says
     channels_last: bool = True
     fuse: bool = True
     _tables: dict = field(default_factory=dict, repr=False)
-    _fused: tuple | None = field(default=None, repr=False)  # (fast copy, changed addresses, weights version)
+    _fused: tuple | None = field(
+        default=None, repr=False
+    )  # (fast copy, changed addresses, weights version)
     _affine: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -91,7 +95,9 @@ class VisionModel:
     def _weights_version(self):
         # in-place writes bump a tensor's version counter; ``.data =`` and new Parameters keep the
         # counters but change the storage (the copy still holds the old one, so it is not reused)
-        return tuple((t.data_ptr(), t._version) for t in (*self.module.parameters(), *self.module.buffers()))
+        return tuple(
+            (t.data_ptr(), t._version) for t in (*self.module.parameters(), *self.module.buffers())
+        )
 
     def preprocess(self, images):
         """Display-space images (N x 3 x H x W in [0, 1]) -> network inputs, in the model's memory format."""
@@ -142,7 +148,9 @@ class VisionModel:
             try:
                 self._tables[size] = trace_layers(self.module, self.preprocess(x), self.aliases)
             except RuntimeError as e:
-                raise PreimageError(f"model {self.name} cannot run on a {size}x{size} image: {_first_line(e)}") from None
+                raise PreimageError(
+                    f"model {self.name} cannot run on a {size}x{size} image: {_first_line(e)}"
+                ) from None
         return self._tables[size]
 
     def resolve_layer(self, name):
@@ -154,9 +162,15 @@ class VisionModel:
         path, _ = split_address(address)
         calls = [n for n in known if split_address(n)[0] == path]
         if calls:
-            raise PreimageError(f"layer {name!r} of {self.name} runs {len(calls)} times in one forward pass; address one call: {', '.join(sorted(calls))}")
+            raise PreimageError(
+                f"layer {name!r} of {self.name} runs {len(calls)} times in one forward pass;"
+                f" address one call: {', '.join(sorted(calls))}"
+            )
         valid = list(self.aliases) + [info.name for info in self.layers()]
-        raise PreimageError(f"unknown layer {name!r} for model {self.name}; valid layers: {suggest(name, valid)} (see `preimage layers --model {self.name}`)")
+        raise PreimageError(
+            f"unknown layer {name!r} for model {self.name}; valid layers: {suggest(name, valid)}"
+            f" (see `preimage layers --model {self.name}`)"
+        )
 
     def layer_info(self, name, size=None):
         """The LayerInfo of a layer (any accepted name) at an input size."""
@@ -164,7 +178,9 @@ class VisionModel:
         for info in self.layers(size):
             if info.name == address:
                 return info
-        raise PreimageError(f"layer {name!r} of {self.name} is not computed on a {size}x{size} image")
+        raise PreimageError(
+            f"layer {name!r} of {self.name} is not computed on a {size}x{size} image"
+        )
 
     def activations(self, images, layers):
         """Outputs of the named layers for display-space images, stopping at the deepest."""

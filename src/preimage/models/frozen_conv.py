@@ -71,7 +71,9 @@ def _phase_kernel(weight, groups, stride):
     cin, cout_g, kh, kw = w.shape
     mh, mw = -(-kh // sh), -(-kw // sw)
     w = F.pad(w, (0, mw * sw - kw, 0, mh * sh - kh))  # (Cin, Cout/G, mh*sh, mw*sw)
-    w = w.reshape(cin, cout_g, mh, sh, mw, sw).permute(0, 3, 5, 1, 2, 4)  # (Cin, sh, sw, Cout/G, mh, mw)
+    w = w.reshape(cin, cout_g, mh, sh, mw, sw).permute(
+        0, 3, 5, 1, 2, 4
+    )  # (Cin, sh, sw, Cout/G, mh, mw)
     return w.flip(-2, -1).reshape(cin * sh * sw, cout_g, mh, mw).contiguous()
 
 
@@ -83,7 +85,12 @@ def input_gradient(grad_out, kernel, stride, padding, groups, input_shape):
     sh, sw = stride
     top, bottom, left, right = padding
     n, cin, hin, win = input_shape
-    fmt = torch.channels_last if grad_out.is_contiguous(memory_format=torch.channels_last) and not grad_out.is_contiguous() else torch.contiguous_format
+    fmt = (
+        torch.channels_last
+        if grad_out.is_contiguous(memory_format=torch.channels_last)
+        and not grad_out.is_contiguous()
+        else torch.contiguous_format
+    )
     mh, mw = kernel.shape[-2:]
     ho, wo = grad_out.shape[-2:]
     if (sh, sw) == (1, 1) and top <= mh - 1 and left <= mw - 1 and bottom >= top and right >= left:
@@ -105,22 +112,30 @@ def input_gradient(grad_out, kernel, stride, padding, groups, input_shape):
             got_rows, got_cols = max(0, min(rows, hq - q0)), max(0, min(cols, wq - r0))
             covered &= (got_rows, got_cols) == (rows, cols)
             windows.append((t0, s0, q0, r0, got_rows, got_cols))
-    g = torch.empty((n, cin, hin, win), dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt)
+    g = torch.empty(
+        (n, cin, hin, win), dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt
+    )
     if not covered:  # rows or columns no output reads: their gradient is zero
         g.zero_()
     depthwise = groups == cin == grad_out.shape[1]
     if not depthwise:
-        z = F.conv2d(grad_out, kernel, padding=(mh - 1, mw - 1), groups=groups).unflatten(1, (cin, sh * sw))
+        z = F.conv2d(grad_out, kernel, padding=(mh - 1, mw - 1), groups=groups).unflatten(
+            1, (cin, sh * sw)
+        )
     for p, (t0, s0, q0, r0, got_rows, got_cols) in enumerate(windows):
         if not (got_rows and got_cols):
             continue
         if depthwise:
             # one depthwise convolution per phase: oneDNN has no fast kernel for a channel
             # multiplier of sh*sw
-            phase = F.conv2d(grad_out, kernel[p :: sh * sw].contiguous(), padding=(mh - 1, mw - 1), groups=groups)
+            phase = F.conv2d(
+                grad_out, kernel[p :: sh * sw].contiguous(), padding=(mh - 1, mw - 1), groups=groups
+            )
         else:
             phase = z[:, :, p]
-        g[:, :, t0::sh, s0::sw][:, :, :got_rows, :got_cols] = phase[:, :, q0 : q0 + got_rows, r0 : r0 + got_cols]
+        g[:, :, t0::sh, s0::sw][:, :, :got_rows, :got_cols] = phase[
+            :, :, q0 : q0 + got_rows, r0 : r0 + got_cols
+        ]
     return g
 
 
@@ -137,7 +152,9 @@ def _conv(x, weight, bias, stride, padding, groups, clamp):
     if clamp is not None and _pointwise_available(x, weight):
         lo, hi = clamp
         attr, scalars = ("relu", []) if hi == float("inf") and lo == 0 else ("hardtanh", [lo, hi])
-        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, [top, left], list(stride), [1, 1], groups, attr, scalars, "")
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, weight, bias, [top, left], list(stride), [1, 1], groups, attr, scalars, ""
+        )
     y = F.conv2d(x, weight, bias, stride, (top, left), 1, groups)
     return y if clamp is None else y.clamp(*clamp)
 
@@ -146,13 +163,22 @@ _POINTWISE = {}
 
 
 def _pointwise_available(x, weight):
-    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
+    if (
+        x.device.type != "cpu"
+        or x.dtype != torch.float32
+        or weight.dtype != torch.float32
+        or not torch.backends.mkldnn.is_available()
+    ):
         return False
     if "ok" not in _POINTWISE:
         try:  # a private operator (PyTorch's compiler uses it): check once that it runs and agrees
             xs, ws = torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3)
-            got = torch.ops.mkldnn._convolution_pointwise(xs, ws, None, [1, 1], [1, 1], [1, 1], 1, "hardtanh", [0.0, 6.0], "")
-            _POINTWISE["ok"] = bool(torch.allclose(got, F.conv2d(xs, ws, None, 1, 1).clamp(0, 6), atol=1e-5))
+            got = torch.ops.mkldnn._convolution_pointwise(
+                xs, ws, None, [1, 1], [1, 1], [1, 1], 1, "hardtanh", [0.0, 6.0], ""
+            )
+            _POINTWISE["ok"] = bool(
+                torch.allclose(got, F.conv2d(xs, ws, None, 1, 1).clamp(0, 6), atol=1e-5)
+            )
         except (AttributeError, RuntimeError):
             _POINTWISE["ok"] = False
     return _POINTWISE["ok"]
@@ -169,7 +195,9 @@ class _FrozenConv2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, groups, kernel, clamp):
         y = _conv(x, weight, bias, stride, padding, groups, clamp)
-        ctx.save_for_backward(weight, kernel, y if clamp is not None else None, x if kernel is None else None)
+        ctx.save_for_backward(
+            weight, kernel, y if clamp is not None else None, x if kernel is None else None
+        )
         ctx.conf = (stride, padding, groups, tuple(x.shape), clamp)
         return y
 
@@ -185,15 +213,33 @@ class _FrozenConv2d(torch.autograd.Function):
         if kernel is not None:
             grad = input_gradient(grad_out, kernel, stride, padding, groups, shape)
         elif _pointwise(weight, stride, padding, groups) and _constant_over_space(grad_out):
-            grad = torch.mm(grad_out[:, :, 0, 0], weight.flatten(1)).view(shape[0], shape[1], 1, 1).expand(shape)
+            grad = (
+                torch.mm(grad_out[:, :, 0, 0], weight.flatten(1))
+                .view(shape[0], shape[1], 1, 1)
+                .expand(shape)
+            )
         else:
             top, _, left, _ = padding
-            grad = torch.ops.aten.convolution_backward(grad_out, x, weight, None, list(stride), [top, left], [1, 1], False, [0, 0], groups, [True, False, False])[0]
+            grad = torch.ops.aten.convolution_backward(
+                grad_out,
+                x,
+                weight,
+                None,
+                list(stride),
+                [top, left],
+                [1, 1],
+                False,
+                [0, 0],
+                groups,
+                [True, False, False],
+            )[0]
         return grad, None, None, None, None, None, None, None
 
 
 def _pointwise(weight, stride, padding, groups):
-    return weight.shape[-2:] == (1, 1) and tuple(stride) == (1, 1) and not any(padding) and groups == 1
+    return (
+        weight.shape[-2:] == (1, 1) and tuple(stride) == (1, 1) and not any(padding) and groups == 1
+    )
 
 
 def _constant_over_space(t):
@@ -201,7 +247,9 @@ def _constant_over_space(t):
     return t.dim() == 4 and t.stride(2) == 0 and t.stride(3) == 0
 
 
-def frozen_conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), groups=1, kernel=None, clamp=None):
+def frozen_conv2d(
+    x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), groups=1, kernel=None, clamp=None
+):
     """conv2d of x padded by (top, bottom, left, right), then clamp(lo, hi) if given, with the input gradient computed as above."""
     stride = tuple(stride)
     if kernel is None:
@@ -244,22 +292,33 @@ _STATIC_SAME_FORWARDS = _static_same_forwards()
 
 def _fast_forward(self, x):
     pad = getattr(self, "static_padding", None)
-    if pad is not None:  # an identity (``_eligible``), called so that hooks on its address still fire
+    if (
+        pad is not None
+    ):  # an identity (``_eligible``), called so that hooks on its address still fire
         x = pad(x)
     clamp = self._fused_clamp
     ph, pw = self.padding
     padding = (ph, ph, pw, pw)
     # cuDNN's backward kernels are fast: on a GPU the convolution keeps them
-    if not (torch.is_grad_enabled() and x.requires_grad) or x.device.type != "cpu" or self.weight.requires_grad:
+    if (
+        not (torch.is_grad_enabled() and x.requires_grad)
+        or x.device.type != "cpu"
+        or self.weight.requires_grad
+    ):
         return _conv(x, self.weight, self.bias, tuple(self.stride), padding, self.groups, clamp)
     kernel = None
     if self._phase_kernels:
         key = (self.weight.device, self.weight.dtype, self.weight._version)
         if self._frozen_kernel[0] != key:
             with torch.no_grad():
-                self._frozen_kernel = (key, _phase_kernel(self.weight, self.groups, tuple(self.stride)))
+                self._frozen_kernel = (
+                    key,
+                    _phase_kernel(self.weight, self.groups, tuple(self.stride)),
+                )
         kernel = self._frozen_kernel[1]
-    return _FrozenConv2d.apply(x, self.weight, self.bias, tuple(self.stride), padding, self.groups, kernel, clamp)
+    return _FrozenConv2d.apply(
+        x, self.weight, self.bias, tuple(self.stride), padding, self.groups, kernel, clamp
+    )
 
 
 def speed_up_convolutions(module, clamps=None):
@@ -278,7 +337,11 @@ def speed_up_convolutions(module, clamps=None):
         if not _eligible(m):
             continue
         phase = _forward_convolutions_pay(m)
-        if not phase and m not in clamps and not _pointwise(m.weight, m.stride, (*m.padding, *m.padding), m.groups):
+        if (
+            not phase
+            and m not in clamps
+            and not _pointwise(m.weight, m.stride, (*m.padding, *m.padding), m.groups)
+        ):
             continue
         m._phase_kernels = phase
         m._fused_clamp = clamps.get(m)

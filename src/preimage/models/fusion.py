@@ -74,7 +74,14 @@ class _Trace:
 
     def producer(self, tid, kind=nn.Conv2d):
         """The path of the ``kind`` module that returned tensor ``tid``, or None."""
-        return next((p for p in self.outputs.get(tid, []) if isinstance(self.module.get_submodule(p), kind)), None)
+        return next(
+            (
+                p
+                for p in self.outputs.get(tid, [])
+                if isinstance(self.module.get_submodule(p), kind)
+            ),
+            None,
+        )
 
 
 @torch.no_grad()
@@ -141,7 +148,11 @@ def _fusable_activations(module, inputs, convs_already_changed):
             continue
         convs = [trace.producer(i) for i in ids]
         if all(
-            c is not None and c in convs_already_changed and trace.calls.get(c) == 1 and trace.uses.get(i) == 1 and _eligible(module.get_submodule(c))
+            c is not None
+            and c in convs_already_changed
+            and trace.calls.get(c) == 1
+            and trace.uses.get(i) == 1
+            and _eligible(module.get_submodule(c))
             for c, i in zip(convs, ids)
         ) and len(set(convs)) == len(convs):
             # the modules between each conv and the activation (folded batch norms, now
@@ -173,7 +184,11 @@ def _absorb_static_padding(conv):
     cost of forward + backward). True when the padding was absorbed.
     """
     pad = getattr(conv, "static_padding", None)
-    if not isinstance(pad, nn.ZeroPad2d) or tuple(conv.padding) != (0, 0) or tuple(conv.dilation) != (1, 1):
+    if (
+        not isinstance(pad, nn.ZeroPad2d)
+        or tuple(conv.padding) != (0, 0)
+        or tuple(conv.dilation) != (1, 1)
+    ):
         return False
     left, right, top, bottom = pad.padding
     grow_h, grow_w = bottom - top, right - left
@@ -196,12 +211,18 @@ def fuse(module, inputs):
     pairs = _foldable_pairs(module, inputs)
     try:
         fast = _share_tensors_copy(module)
-    except Exception:  # a user's module that cannot be copied (it holds a lock, a file...): run it as it is
+    except (
+        Exception
+    ):  # a user's module that cannot be copied (it holds a lock, a file...): run it as it is
         return module, set()
     changed = set()
     for conv_path, bn_path in pairs:
         conv, bn = fast.get_submodule(conv_path), fast.get_submodule(bn_path)
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1 / torch.sqrt(bn.running_var + bn.eps)
+        scale = (
+            bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            if bn.affine
+            else 1 / torch.sqrt(bn.running_var + bn.eps)
+        )
         shift = (bn.bias if bn.affine else 0) - bn.running_mean * scale
         bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
         conv.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1), requires_grad=False)
@@ -213,7 +234,9 @@ def fuse(module, inputs):
             changed.add(f"{path}.static_padding")
     clamps = {}
     for act_path, convs, between, bounds in _fusable_activations(fast, inputs, changed):
-        _set(fast, act_path, nn.Identity())  # its hooks still see its output: the clamped conv output
+        _set(
+            fast, act_path, nn.Identity()
+        )  # its hooks still see its output: the clamped conv output
         clamps.update({fast.get_submodule(c): bounds for c in convs})
         changed.update(between)
     sped_up = speed_up_convolutions(fast, clamps)

@@ -141,7 +141,11 @@ def _exact(fn, x):
 def _safe_sqrt(x):
     """Correctly rounded sqrt with a zero (not NaN) derivative where x == 0: flat image regions have zero gradients."""
     positive = x > 0
-    return torch.where(positive, _exact(torch.sqrt, torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x))
+    return torch.where(
+        positive,
+        _exact(torch.sqrt, torch.where(positive, x, torch.ones_like(x))),
+        torch.zeros_like(x),
+    )
 
 
 def _like(buffer, x):
@@ -151,7 +155,12 @@ def _like(buffer, x):
 def _depthwise(x, weight, **kwargs):
     """The same 2-D filter applied to every channel of x (a depthwise convolution)."""
     c = x.shape[1]
-    return F.conv2d(x.contiguous(memory_format=torch.channels_last), _like(weight, x).expand(c, -1, -1, -1).contiguous(), groups=c, **kwargs)
+    return F.conv2d(
+        x.contiguous(memory_format=torch.channels_last),
+        _like(weight, x).expand(c, -1, -1, -1).contiguous(),
+        groups=c,
+        **kwargs,
+    )
 
 
 # ------------------------------------------------------------------------------------------- HOG
@@ -169,9 +178,13 @@ class HogGradient(nn.Module):
 
     def forward(self, x):
         c, (h, w) = x.shape[1], x.shape[-2:]
-        g = F.conv2d(x, _like(self.weight, x).repeat(c, 1, 1, 1), padding=1, groups=c)  # (gx, gy) per channel
+        g = F.conv2d(
+            x, _like(self.weight, x).repeat(c, 1, 1, 1), padding=1, groups=c
+        )  # (gx, gy) per channel
         gx, gy = g[:, 0::2], g[:, 1::2]
-        best = (gx * gx + gy * gy).argmax(1, keepdim=True)  # the first maximum, as VLFeat's strict '>' scan
+        best = (gx * gx + gy * gy).argmax(
+            1, keepdim=True
+        )  # the first maximum, as VLFeat's strict '>' scan
         inside = torch.zeros(1, 1, h, w, dtype=x.dtype, device=x.device)
         inside[..., 1:-1, 1:-1] = 1
         return torch.cat([torch.gather(gx, 1, best), torch.gather(gy, 1, best)], 1) * inside
@@ -203,7 +216,9 @@ class HogOrientations(nn.Module):
         g = g.permute(0, 2, 3, 1)  # N x H x W x 2
         gx, gy = g[..., 0:1], g[..., 1:2]
         grad = _safe_sqrt(gx * gx + gy * gy)
-        with torch.no_grad():  # the assignment, in VLFeat's arithmetic so that ties and roundings agree
+        with (
+            torch.no_grad()
+        ):  # the assignment, in VLFeat's arithmetic so that ties and roundings agree
             # projections of the raw gradient on the K directions (float multiply, multiply, add)
             score = gx * _like(self.ox, g) + gy * _like(self.oy, g)  # N x H x W x K
             # VLFeat scans k = 0..K-1 with candidate |score_k| (bin k, or k + K if score_k < 0) and
@@ -217,7 +232,9 @@ class HogOrientations(nn.Module):
                     second = magnitude.scatter(-1, best, float("-inf")).argmax(-1, keepdim=True)
                     bin1 = second + k * (torch.gather(score, -1, second) < 0)
                 # acosf(min(score / max(|g|, 1e-10), 1)) / (pi / K), the division in double
-                cosine = torch.gather(magnitude, -1, best).double() / torch.clamp(grad.double(), min=1e-10)
+                cosine = torch.gather(magnitude, -1, best).double() / torch.clamp(
+                    grad.double(), min=1e-10
+                )
                 angle = _exact(torch.acos, torch.clamp(cosine, max=1.0).to(g.dtype))
                 w1 = (angle.double() / (math.pi / k)).to(g.dtype)
         # one-hot gating as a scatter into zeros: one write (and, backward, one read) per pixel and bin used
@@ -261,7 +278,9 @@ class HogCells(nn.Module):
 
 def _hog_kernel(c):
     t = np.arange(2 * c, dtype=np.float64)
-    hx = ((t - c // 2) + 0.5) / c - 0.5  # position in cell units relative to the cell (VLFeat's hx - i)
+    hx = (
+        (t - c // 2) + 0.5
+    ) / c - 0.5  # position in cell units relative to the cell (VLFeat's hx - i)
     return np.maximum(0.0, 1.0 - np.abs(hx)).astype(np.float32)
 
 
@@ -272,7 +291,9 @@ class UocttiBlocks(nn.Module):
         super().__init__()
         self.num_orientations = int(num_orientations)
         self.register_buffer("box", torch.ones(1, 1, 2, 2))
-        pick = torch.zeros(4, 1, 2, 2)  # the factors of the blocks above-left, above-right, below-left, below-right
+        pick = torch.zeros(
+            4, 1, 2, 2
+        )  # the factors of the blocks above-left, above-right, below-left, below-right
         for b, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
             pick[b, 0, dy, dx] = 1.0
         self.register_buffer("pick", pick)
@@ -293,7 +314,14 @@ class UocttiBlocks(nn.Module):
             out_directed = out_directed + torch.clamp(scaled, max=CLAMP)
             out_undirected = out_undirected + und
             texture.append(und.sum(1, keepdim=True))
-        return torch.cat([0.5 * out_directed, 0.5 * out_undirected, torch.cat(texture, 1) * (1.0 / math.sqrt(18.0))], 1)
+        return torch.cat(
+            [
+                0.5 * out_directed,
+                0.5 * out_undirected,
+                torch.cat(texture, 1) * (1.0 / math.sqrt(18.0)),
+            ],
+            1,
+        )
 
 
 class HOG(nn.Module):
@@ -302,8 +330,15 @@ class HOG(nn.Module):
     def __init__(self, cell_size=8, num_orientations=9, bilinear=False):
         super().__init__()
         if int(cell_size) < 1 or int(num_orientations) < 1:
-            raise PreimageError(f"bad HOG options cell_size={cell_size!r}, num_orientations={num_orientations!r}; both must be positive integers")
-        self.cell_size, self.num_orientations, self.bilinear = int(cell_size), int(num_orientations), bool(bilinear)
+            raise PreimageError(
+                f"bad HOG options cell_size={cell_size!r}, num_orientations={num_orientations!r};"
+                " both must be positive integers"
+            )
+        self.cell_size, self.num_orientations, self.bilinear = (
+            int(cell_size),
+            int(num_orientations),
+            bool(bilinear),
+        )
         self.gradient = HogGradient()
         self.orientations = HogOrientations(num_orientations, bilinear)
         self.cells = HogCells(cell_size)
@@ -315,7 +350,10 @@ class HOG(nn.Module):
         return 3 * self.num_orientations + 4
 
     def extra_repr(self):
-        return f"cell_size={self.cell_size}, num_orientations={self.num_orientations}, bilinear={self.bilinear}"
+        return (
+            f"cell_size={self.cell_size}, num_orientations={self.num_orientations},"
+            f" bilinear={self.bilinear}"
+        )
 
     def forward(self, x):
         return self.descriptor(self.blocks(self.cells(self.orientations(self.gradient(x)))))
@@ -350,7 +388,9 @@ class SiftGradient(nn.Module):
         h, w = grey.shape[-2:]
         g = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), _like(self.weight, grey))
         border = torch.ones(1, 2, h, w, dtype=grey.dtype, device=grey.device)
-        border[:, 0, :, 0] = border[:, 0, :, -1] = 2  # replicate padding halves VLFeat's one-sided differences
+        border[:, 0, :, 0] = border[:, 0, :, -1] = (
+            2  # replicate padding halves VLFeat's one-sided differences
+        )
         border[:, 1, 0, :] = border[:, 1, -1, :] = 2
         return g * border
 
@@ -388,7 +428,11 @@ def fast_atan2(y, x):
     a = y * sy + FLOAT_EPSILON
     u = x * sx
     r = sx * ((u - a) / (u + a))
-    base = torch.where(x < 0, torch.full_like(x, float(np.float32(3 * math.pi / 4))), torch.full_like(x, float(np.float32(math.pi / 4))))
+    base = torch.where(
+        x < 0,
+        torch.full_like(x, float(np.float32(3 * math.pi / 4))),
+        torch.full_like(x, float(np.float32(math.pi / 4))),
+    )
     c3, c1 = float(np.float32(0.1821)), float(np.float32(0.9675))
     return (base + (c3 * r * r - c1) * r) * sy
 
@@ -405,8 +449,12 @@ class SiftOrientations(nn.Module):
         g = g.permute(0, 2, 3, 1)  # N x H x W x 2: the orientation maps come out channels-last
         gx, gy = g[..., 0:1], g[..., 1:2]
         angle = fast_atan2(gy, gx)
-        angle = torch.where(angle < 0, angle + float(np.float32(2 * math.pi)), angle)  # vl_mod_2pi_f
-        nt = (angle.double() * (t / (2 * math.pi))).to(g.dtype)  # float angle times a double constant, as VLFeat
+        angle = torch.where(
+            angle < 0, angle + float(np.float32(2 * math.pi)), angle
+        )  # vl_mod_2pi_f
+        nt = (angle.double() * (t / (2 * math.pi))).to(
+            g.dtype
+        )  # float angle times a double constant, as VLFeat
         lower = torch.floor(nt).detach()
         frac = nt - lower
         mod = vl_fast_sqrt(gx * gx + gy * gy)
@@ -438,7 +486,9 @@ def _gaussian_kernel(bin_size, num_bins, index, window_size):
     ker = []
     for x in range(-bin_size + 1, bin_size):
         z = (f32(x) - delta) / sigma
-        ker.append((f32(1.0) - f32(abs(x)) / f32(bin_size)) * np.exp(f32(-0.5) * z * z, dtype=np.float32))
+        ker.append(
+            (f32(1.0) - f32(abs(x)) / f32(bin_size)) * np.exp(f32(-0.5) * z * z, dtype=np.float32)
+        )
     return np.array(ker[::-1], dtype=np.float32)
 
 
@@ -456,21 +506,33 @@ class SiftBins(nn.Module):
         self.fast = bool(fast)
         ny, nx, _ = geometry
         if self.fast:
-            tri = np.array([(b - abs(x)) / (b * b) for x in range(-b + 1, b)], dtype=np.float32)  # unit integral
+            tri = np.array(
+                [(b - abs(x)) / (b * b) for x in range(-b + 1, b)], dtype=np.float32
+            )  # unit integral
             ky, kx = tri[None], tri[None]
         else:
             ky = np.stack([_gaussian_kernel(b, ny, i, window_size) for i in range(ny)])
             kx = np.stack([_gaussian_kernel(b, nx, i, window_size) for i in range(nx)])
-        self.register_buffer("weight_y", torch.from_numpy(ky)[:, None, :, None].contiguous())  # one per y bin (fast: one)
-        self.register_buffer("weight_x", torch.from_numpy(kx)[:, None, None, :].contiguous())  # one per x bin
+        self.register_buffer(
+            "weight_y", torch.from_numpy(ky)[:, None, :, None].contiguous()
+        )  # one per y bin (fast: one)
+        self.register_buffer(
+            "weight_x", torch.from_numpy(kx)[:, None, None, :].contiguous()
+        )  # one per x bin
 
     def forward(self, m):
         b, s = self.bin_size, self.stride
         t, ny, nx = m.shape[1], self.weight_y.shape[0], self.weight_x.shape[0]
-        x = F.pad(m.contiguous(memory_format=torch.channels_last), (b - 1, b - 1, b - 1, b - 1), mode="replicate")
+        x = F.pad(
+            m.contiguous(memory_format=torch.channels_last),
+            (b - 1, b - 1, b - 1, b - 1),
+            mode="replicate",
+        )
         # depthwise: every orientation map through every y kernel, then every (t, y bin) map through every x kernel
         x = F.conv2d(x, _like(self.weight_y, m).repeat(t, 1, 1, 1), stride=(s, 1), groups=t)
-        return F.conv2d(x, _like(self.weight_x, m).repeat(t * ny, 1, 1, 1), stride=(1, s), groups=t * ny)
+        return F.conv2d(
+            x, _like(self.weight_x, m).repeat(t * ny, 1, 1, 1), stride=(1, s), groups=t * ny
+        )
 
 
 class SiftBlocks(nn.Module):
@@ -497,11 +559,19 @@ class SiftBlocks(nn.Module):
         self.register_buffer("weight", weight)
         self.groups = nt if fast else d
         # conv output channels are (t, by, bx); VLFeat orders a descriptor (by, bx, t)
-        order = [t * ny * nx + by * nx + bx for by in range(ny) for bx in range(nx) for t in range(nt)]
+        order = [
+            t * ny * nx + by * nx + bx for by in range(ny) for bx in range(nx) for t in range(nt)
+        ]
         self.register_buffer("order", torch.tensor(order))
 
     def forward(self, bins):
-        x = F.conv2d(bins, _like(self.weight, bins), stride=self.stride, dilation=self.dilation, groups=self.groups)
+        x = F.conv2d(
+            bins,
+            _like(self.weight, bins),
+            stride=self.stride,
+            dilation=self.dilation,
+            groups=self.groups,
+        )
         return x.index_select(1, self.order.to(bins.device))
 
 
@@ -522,9 +592,25 @@ class DSIFT(nn.Module):
         super().__init__()
         step = bin_size if step is None else step
         geometry = tuple(int(v) for v in geometry)
-        if int(bin_size) < 1 or int(step) < 1 or len(geometry) != 3 or min(geometry) < 1 or float(window_size) <= 0:
-            raise PreimageError(f"bad DSIFT options bin_size={bin_size!r}, step={step!r}, geometry={geometry!r}, window_size={window_size!r}; sizes must be positive integers, geometry (NY, NX, NT)")
-        self.bin_size, self.step, self.fast, self.geometry, self.window_size = int(bin_size), int(step), bool(fast), geometry, float(window_size)
+        if (
+            int(bin_size) < 1
+            or int(step) < 1
+            or len(geometry) != 3
+            or min(geometry) < 1
+            or float(window_size) <= 0
+        ):
+            raise PreimageError(
+                f"bad DSIFT options bin_size={bin_size!r}, step={step!r}, geometry={geometry!r},"
+                f" window_size={window_size!r}; sizes must be positive integers, geometry (NY,"
+                " NX, NT)"
+            )
+        self.bin_size, self.step, self.fast, self.geometry, self.window_size = (
+            int(bin_size),
+            int(step),
+            bool(fast),
+            geometry,
+            float(window_size),
+        )
         self.grey = Grey()
         self.gradient = SiftGradient()
         self.orientations = SiftOrientations(geometry[2])
@@ -538,7 +624,10 @@ class DSIFT(nn.Module):
         return self.geometry[0] * self.geometry[1] * self.geometry[2]
 
     def extra_repr(self):
-        return f"bin_size={self.bin_size}, step={self.step}, fast={self.fast}, geometry={self.geometry}, window_size={self.window_size}"
+        return (
+            f"bin_size={self.bin_size}, step={self.step}, fast={self.fast},"
+            f" geometry={self.geometry}, window_size={self.window_size}"
+        )
 
     def frame_centres(self, height, width):
         """(y, x) centres of the descriptors of an H x W image, as cyvlfeat's frames: F x 2 in output order."""
@@ -551,7 +640,9 @@ class DSIFT(nn.Module):
         return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
 
     def forward(self, x):
-        return self.descriptor(self.normalize(self.blocks(self.bins(self.orientations(self.gradient(self.grey(x)))))))
+        return self.descriptor(
+            self.normalize(self.blocks(self.bins(self.orientations(self.gradient(self.grey(x))))))
+        )
 
 
 # -------------------------------------------------------------------------------------- registry
@@ -559,11 +650,21 @@ class DSIFT(nn.Module):
 
 def _check_weights(name, weights):
     if weights not in (None, "none"):
-        raise PreimageError(f"bad weights {weights!r} for {name}: hand-crafted models have no weights (use none)")
+        raise PreimageError(
+            f"bad weights {weights!r} for {name}: hand-crafted models have no weights (use none)"
+        )
 
 
 def _wrap(module, name):
-    return VisionModel(module, name=name, mean=IMAGENET_MEAN_255, std=(1.0, 1.0, 1.0), input_range=(0.0, 255.0), input_size=INPUT_SIZE, weights="none (hand-crafted)")
+    return VisionModel(
+        module,
+        name=name,
+        mean=IMAGENET_MEAN_255,
+        std=(1.0, 1.0, 1.0),
+        input_range=(0.0, 255.0),
+        input_size=INPUT_SIZE,
+        weights="none (hand-crafted)",
+    )
 
 
 @register("hog")
@@ -579,6 +680,8 @@ def _load_hogb(weights=None, seed=0, cell_size=8, num_orientations=9):
 
 
 @register("dsift")
-def _load_dsift(weights=None, seed=0, bin_size=8, step=None, fast=True, geometry=(4, 4, 8), window_size=2.0):
+def _load_dsift(
+    weights=None, seed=0, bin_size=8, step=None, fast=True, geometry=(4, 4, 8), window_size=2.0
+):
     _check_weights("dsift", weights)
     return _wrap(DSIFT(bin_size, step, fast, geometry, window_size), "dsift")

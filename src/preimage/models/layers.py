@@ -81,7 +81,9 @@ class _Capture:
         except _Enough:
             pass
         if len(self.found) < self.total:
-            missing = [a for calls in self.wanted.values() for a in calls.values() if a not in self.found]
+            missing = [
+                a for calls in self.wanted.values() for a in calls.values() if a not in self.found
+            ]
             raise RuntimeError(f"the forward pass never reached layer(s) {', '.join(missing)}")
         return self.found
 

@@ -78,9 +78,13 @@ def _pair(v):
 def _sliding(geo, kernel, stride, padding, dilation, out_hw):
     """Receptive field after a sliding window (convolution or pooling)."""
     along = []
-    for ax, k, st, p, d in zip(geo.along, _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)):
+    for ax, k, st, p, d in zip(
+        geo.along, _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
+    ):
         k_eff = d * (k - 1) + 1
-        along.append(Axis(ax.r + (k_eff - 1) * ax.j, ax.j * st, ax.s + ((k_eff - 1) / 2 - p) * ax.j))
+        along.append(
+            Axis(ax.r + (k_eff - 1) * ax.j, ax.j * st, ax.s + ((k_eff - 1) / 2 - p) * ax.j)
+        )
     return Geometry(geo.axes, out_hw, tuple(along))
 
 
@@ -94,7 +98,9 @@ def _adaptive(geo, out_hw):
         starts = [math.floor(i * n / o) for i in range(o)]
         ends = [math.ceil((i + 1) * n / o) for i in range(o)]
         k = max(e - b for b, e in zip(starts, ends))
-        st = (starts[-1] - starts[0]) / (o - 1) if o > 1 else 1  # one output: keep the stride, as the papers do for fc layers
+        st = (
+            (starts[-1] - starts[0]) / (o - 1) if o > 1 else 1
+        )  # one output: keep the stride, as the papers do for fc layers
         along.append(Axis(ax.r + (k - 1) * ax.j, ax.j * st, ax.s + (k - 1) / 2 * ax.j))
     return Geometry(geo.axes, out_hw, tuple(along))
 
@@ -166,8 +172,13 @@ class ReceptiveFieldTracer(TorchFunctionMode):
         first = ins[0][1]
         result = outs[0]
         if name == "permute" and not first.collapsed:
-            dims = [d % result.dim() for d in (args[1:] if not isinstance(args[1], (list, tuple)) else args[1])]
-            self._set(result, Geometry(tuple(dims.index(a) for a in first.axes), first.hw, first.along))
+            dims = [
+                d % result.dim()
+                for d in (args[1:] if not isinstance(args[1], (list, tuple)) else args[1])
+            ]
+            self._set(
+                result, Geometry(tuple(dims.index(a) for a in first.axes), first.hw, first.along)
+            )
             return
         spatial = [g for _, g in ins if not g.collapsed]
         if spatial and name in _WINDOWED and result.dim() == 4:
@@ -186,7 +197,11 @@ class ReceptiveFieldTracer(TorchFunctionMode):
     def _generic(t, geos):
         spatial = [g for g in geos if not g.collapsed]
         for g in spatial:
-            if t.dim() > max(g.axes) and tuple(t.shape[a] for a in g.axes) == g.hw and (g.hw != (1, 1) or t.dim() == 4):
+            if (
+                t.dim() > max(g.axes)
+                and tuple(t.shape[a] for a in g.axes) == g.hw
+                and (g.hw != (1, 1) or t.dim() == 4)
+            ):
                 return _union(geos, g.hw, g.axes)
         # spatial axes flattened, averaged or reshaped away: the hull of everything mixed in
         hulls = [g.hull() for g in geos]
@@ -214,7 +229,9 @@ def _conv(g, args, kwargs, hw):
 def _max_pool(g, args, kwargs, hw):
     k = _arg(args, kwargs, 1, "kernel_size", 1)
     stride = _arg(args, kwargs, 2, "stride", None) or k
-    return _sliding(g, k, stride, _arg(args, kwargs, 3, "padding", 0), _arg(args, kwargs, 4, "dilation", 1), hw)
+    return _sliding(
+        g, k, stride, _arg(args, kwargs, 3, "padding", 0), _arg(args, kwargs, 4, "dilation", 1), hw
+    )
 
 
 def _avg_pool(g, args, kwargs, hw):

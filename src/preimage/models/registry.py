@@ -55,7 +55,16 @@ def load_model(name=DEFAULT_MODEL, weights=None, seed=0, device="cpu", **options
     return model.to(torch.device(device) if isinstance(device, str) else device)
 
 
-def wrap_model(module, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), input_range=(0.0, 1.0), input_size=224, name=None, classes=None, aliases=None):
+def wrap_model(
+    module,
+    mean=(0.0, 0.0, 0.0),
+    std=(1.0, 1.0, 1.0),
+    input_range=(0.0, 1.0),
+    input_size=224,
+    name=None,
+    classes=None,
+    aliases=None,
+):
     """Any nn.Module as a VisionModel, with the preprocessing it expects.
 
     Display-space images in [0, 1] are mapped onto ``input_range`` and then
@@ -99,7 +108,15 @@ def _load_efficientnet_lite0(weights=None, seed=0):
     else:
         load_into(module, weights, "efficientnet_lite0")
         source = str(weights)
-    return VisionModel(module, name="efficientnet_lite0", mean=LITE_MEAN, std=LITE_STD, input_size=224, classes=imagenet_classes(), weights=source)
+    return VisionModel(
+        module,
+        name="efficientnet_lite0",
+        mean=LITE_MEAN,
+        std=LITE_STD,
+        input_size=224,
+        classes=imagenet_classes(),
+        weights=source,
+    )
 
 
 # -- torchvision -----------------------------------------------------------------------------
@@ -126,14 +143,19 @@ def _load_torchvision(name, weights, seed):
     mean = tuple(getattr(preset, "mean", (0.485, 0.456, 0.406)))
     std = tuple(getattr(preset, "std", (0.229, 0.224, 0.225)))
     weights = weights or "imagenet"
-    extra = {"aux_logits": False, "init_weights": True} if name in ("inception_v3", "googlenet") else {}
+    extra = (
+        {"aux_logits": False, "init_weights": True} if name in ("inception_v3", "googlenet") else {}
+    )
     if weights == "imagenet":
         try:
             module = torchvision.models.get_model(name, weights=default)
-        except Exception as e:  # URLError, HTTPError, socket errors, hash mismatch: all "could not get them"
+        except (
+            Exception
+        ) as e:  # URLError, HTTPError, socket errors, hash mismatch: all "could not get them"
             raise PreimageError(
-                f"could not get torchvision's ImageNet weights for {name} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
-                f"offline, use --weights random or --weights PATH to a state-dict file"
+                f"could not get torchvision's ImageNet weights for {name} ({type(e).__name__}:"
+                f" {str(e).splitlines()[0][:120]}); offline, use --weights random or --weights PATH"
+                " to a state-dict file"
             ) from None
         source = f"imagenet ({default})"
     else:
@@ -143,5 +165,13 @@ def _load_torchvision(name, weights, seed):
         else:
             load_into(module, weights, name)
             source = str(weights)
-    return VisionModel(module, name=name, mean=mean, std=std, input_size=size, aliases=aliases_for(name, module), classes=imagenet_classes(), weights=source)
-
+    return VisionModel(
+        module,
+        name=name,
+        mean=mean,
+        std=std,
+        input_size=size,
+        aliases=aliases_for(name, module),
+        classes=imagenet_classes(),
+        weights=source,
+    )

@@ -60,12 +60,20 @@ HW_PREFERRED = math.radians(60.0)
 HW_SEED = 2
 
 
-def gabor(phase, size=SIZE, wavelength=WAVELENGTH, sigma=SIGMA, orientation=ORIENTATION, centre=(0.0, 0.0)):
+def gabor(
+    phase, size=SIZE, wavelength=WAVELENGTH, sigma=SIGMA, orientation=ORIENTATION, centre=(0.0, 0.0)
+):
     """A zero-mean, unit-norm Gabor filter (size x size) at the given phase (radians), centred at centre=(dy, dx) from the middle."""
     c = (size - 1) / 2
-    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float64) - c - centre[0], torch.arange(size, dtype=torch.float64) - c - centre[1], indexing="ij")
+    y, x = torch.meshgrid(
+        torch.arange(size, dtype=torch.float64) - c - centre[0],
+        torch.arange(size, dtype=torch.float64) - c - centre[1],
+        indexing="ij",
+    )
     xr = x * math.cos(orientation) + y * math.sin(orientation)
-    g = torch.exp(-(x**2 + y**2) / (2 * sigma**2)) * torch.cos(2 * math.pi * xr / wavelength + phase)
+    g = torch.exp(-(x**2 + y**2) / (2 * sigma**2)) * torch.cos(
+        2 * math.pi * xr / wavelength + phase
+    )
     g = g - g.mean()
     return (g / g.norm()).float()
 
@@ -88,7 +96,11 @@ class Subunits(nn.Module):
     def __init__(self, phases=None, filters=None):
         super().__init__()
         self.phases = [float(p) for p in phases or []]
-        bank = torch.stack([gabor(p) for p in self.phases]) if filters is None else torch.stack(list(filters))
+        bank = (
+            torch.stack([gabor(p) for p in self.phases])
+            if filters is None
+            else torch.stack(list(filters))
+        )
         self.register_buffer("weight", bank[:, None])
 
     def forward(self, grey):
@@ -129,7 +141,7 @@ class Corner(nn.Module):
 
     def forward(self, s):
         e = s.pow(2)
-        left, top, right, bottom = (e[:, 2 * i: 2 * i + 2].sum(1, keepdim=True) for i in range(4))
+        left, top, right, bottom = (e[:, 2 * i : 2 * i + 2].sum(1, keepdim=True) for i in range(4))
         return torch.sqrt(left * top + 1e-12) - 0.5 * (right + bottom)
 
 
@@ -148,7 +160,11 @@ def hw_phases_and_weights():
     g = torch.Generator().manual_seed(HW_SEED)
     base = torch.arange(HW_PHASES, dtype=torch.float64) * (2 * math.pi / HW_PHASES)
     phases = base + torch.randn(HW_PHASES, generator=g, dtype=torch.float64) * HW_PHASE_JITTER
-    weights = 1 + HW_MODULATION * torch.cos(phases - HW_PREFERRED) + torch.randn(HW_PHASES, generator=g, dtype=torch.float64) * HW_WEIGHT_JITTER
+    weights = (
+        1
+        + HW_MODULATION * torch.cos(phases - HW_PREFERRED)
+        + torch.randn(HW_PHASES, generator=g, dtype=torch.float64) * HW_WEIGHT_JITTER
+    )
     return phases.tolist(), weights.tolist()
 
 
@@ -156,8 +172,19 @@ def _wrap(module, name, weights, preceding=None):
     if weights not in (None, "none"):
         from ..errors import PreimageError
 
-        raise PreimageError(f"bad weights {weights!r} for {name}: toy cells are fixed models with no weights to load")
-    return VisionModel(module, name=name, mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0), input_size=SIZE, weights="none (fixed toy model)", preceding=preceding or {})
+        raise PreimageError(
+            f"bad weights {weights!r} for {name}: toy cells are fixed models with no weights to"
+            " load"
+        )
+    return VisionModel(
+        module,
+        name=name,
+        mean=(0.5, 0.5, 0.5),
+        std=(1.0, 1.0, 1.0),
+        input_size=SIZE,
+        weights="none (fixed toy model)",
+        preceding=preceding or {},
+    )
 
 
 CORNER_OFFSET = 6.0  # px from the centre to each edge's Gabor pair
@@ -167,8 +194,17 @@ CORNER_SIGMA = 3.0
 def corner_filters():
     """8 filters: quadrature pairs for a vertical edge left, a horizontal edge top, vertical right, horizontal bottom."""
     d = CORNER_OFFSET
-    places = [(math.pi / 2 * 0, (0.0, -d)), (math.pi / 2, (-d, 0.0)), (0.0, (0.0, d)), (math.pi / 2, (d, 0.0))]
-    return [gabor(phase, sigma=CORNER_SIGMA, orientation=orientation, centre=centre) for orientation, centre in places for phase in (0.0, math.pi / 2)]
+    places = [
+        (math.pi / 2 * 0, (0.0, -d)),
+        (math.pi / 2, (-d, 0.0)),
+        (0.0, (0.0, d)),
+        (math.pi / 2, (d, 0.0)),
+    ]
+    return [
+        gabor(phase, sigma=CORNER_SIGMA, orientation=orientation, centre=centre)
+        for orientation, centre in places
+        for phase in (0.0, math.pi / 2)
+    ]
 
 
 @register("simple_cell")
@@ -178,15 +214,30 @@ def _simple(weights=None, seed=0):
 
 @register("energy_complex_cell")
 def _energy(weights=None, seed=0):
-    return _wrap(Cell(Subunits([0.0, math.pi / 2]), Energy()), "energy_complex_cell", weights, {"response": "subunits"})
+    return _wrap(
+        Cell(Subunits([0.0, math.pi / 2]), Energy()),
+        "energy_complex_cell",
+        weights,
+        {"response": "subunits"},
+    )
 
 
 @register("corner_cell")
 def _corner(weights=None, seed=0):
-    return _wrap(Cell(Subunits(filters=corner_filters()), Corner()), "corner_cell", weights, {"response": "subunits"})
+    return _wrap(
+        Cell(Subunits(filters=corner_filters()), Corner()),
+        "corner_cell",
+        weights,
+        {"response": "subunits"},
+    )
 
 
 @register("hw_complex_cell")
 def _hubel_wiesel(weights=None, seed=0):
     phases, w = hw_phases_and_weights()
-    return _wrap(Cell(Subunits(phases), Rectified(w, power=2)), "hw_complex_cell", weights, {"response": "subunits"})
+    return _wrap(
+        Cell(Subunits(phases), Rectified(w, power=2)),
+        "hw_complex_cell",
+        weights,
+        {"response": "subunits"},
+    )

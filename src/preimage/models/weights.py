@@ -29,18 +29,27 @@ def read_state_dict(path):
     'model', and keys prefixed with 'module.' (nn.DataParallel).
     """
     if not os.path.isfile(path):
-        raise PreimageError(f"weights file {path!r} does not exist; --weights takes {WEIGHT_CHOICES}")
+        raise PreimageError(
+            f"weights file {path!r} does not exist; --weights takes {WEIGHT_CHOICES}"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and weights_only errors all mean "not a state dict we can read"
-        raise PreimageError(f"weights file {path!r} is not a readable PyTorch state dict ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    except (
+        Exception
+    ) as e:  # pickle, zip and weights_only errors all mean "not a state dict we can read"
+        raise PreimageError(
+            f"weights file {path!r} is not a readable PyTorch state dict ({type(e).__name__}:"
+            f" {str(e).splitlines()[0][:160]})"
+        ) from None
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise PreimageError(f"weights file {path!r} holds a {type(obj).__name__}, not a state dict of tensors")
+        raise PreimageError(
+            f"weights file {path!r} holds a {type(obj).__name__}, not a state dict of tensors"
+        )
     if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
 
 
@@ -59,7 +68,12 @@ def load_into(module, path, model_name):
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
         if wrong:
             k = wrong[0]
-            parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)}, model {tuple(own[k].shape)})")
-        raise PreimageError(f"weights file {path!r} does not match model {model_name}: {'; '.join(parts)}")
+            parts.append(
+                f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)}, model"
+                f" {tuple(own[k].shape)})"
+            )
+        raise PreimageError(
+            f"weights file {path!r} does not match model {model_name}: {'; '.join(parts)}"
+        )
     module.load_state_dict(state)
     return module
