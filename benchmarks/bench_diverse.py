@@ -53,7 +53,8 @@ def main():
     size = info.rf_size
     n_images = len(channels) * len(D.LAMBDAS) * 6
     layers = [model.resolve_layer(args.layer), D.preceding_layer(model, args.layer)]
-    # the search's fixed cost (the natural-patch norm, building the batch) is measured with 1 step and taken out
+    # the search's fixed cost (the natural-patch norm, building the batch) is measured with 1 step
+    # and taken out
     search(model, args.layer, channels, 1)
     bare(model, layers, n_images, size, 1)
     t_search, t_bare = [], []

@@ -69,7 +69,9 @@ def alternate(fns, rounds):
 
 
 def forward_backward(conv):
-    """Forward, then backward of a random output gradient in the activations' own (channels-last) format."""
+    """Forward, then backward of a random output gradient in the activations' own (channels-last)
+    format.
+    """
 
     def run(x):
         grad = torch.randn(conv(x).shape).contiguous(memory_format=torch.channels_last)

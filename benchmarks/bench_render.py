@@ -56,7 +56,9 @@ CASES = [
 
 
 def steady(run, *args, steps):
-    """(seconds per step at steady state, one-off seconds per call) from runs of steps and 3 x steps."""
+    """(seconds per step at steady state, one-off seconds per call) from runs of steps and 3 x
+    steps.
+    """
     short, long = run(*args, steps), run(*args, 3 * steps)
     per_step = (long - short) / (2 * steps)
     return per_step, short - steps * per_step
@@ -102,7 +104,8 @@ def lucent_run(module, layer, channels, size, steps):
 
 
 def bare(model, layer, n, size, steps, module=None):
-    """Forward to the layer and backward to the input, nothing else, with a channel objective's gradient.
+    """Forward to the layer and backward to the input, nothing else, with a channel objective's
+    gradient.
 
     module: None for the module our loop runs (the fast copy: batch norms folded, padding
     absorbed, input gradients as forward convolutions); ``model.module`` for the network as loaded.
@@ -166,7 +169,7 @@ def main():
                 setups.append(once)
             t_bare.append(bare(model, layer, n, args.size, args.steps))
             t_plain.append(bare(model, layer, n, args.size, args.steps, model.module))
-        o, l, b, p, so, sl = (
+        o, luc, b, p, so, sl = (
             statistics.median(t) for t in (t_ours, t_luc, t_bare, t_plain, s_ours, s_luc)
         )
         # ratios within each round, then their median: the machine's speed drifts between rounds
@@ -178,7 +181,7 @@ def main():
                 name,
                 n,
                 n / o,
-                n / l,
+                n / luc,
                 speed_up,
                 b * 1000,
                 o * 1000,
@@ -190,7 +193,7 @@ def main():
             )
         )
         print(
-            f"{name:28} {n:>3} {n / o:>20.1f} {n / l:>18.1f} {speed_up:>8.2f}x {b * 1000:>8.1f}"
+            f"{name:28} {n:>3} {n / o:>20.1f} {n / luc:>18.1f} {speed_up:>8.2f}x {b * 1000:>8.1f}"
             f" {o * 1000:>8.1f} {100 * overhead:>8.1f}% {p * 1000:>13.1f} {loaded:>11.2f}x"
             f" {so * 1000:>14.0f} {sl * 1000:>7.0f}"
         )

@@ -72,9 +72,12 @@ def main(argv=None):
         )
         rows.append((f"{p.layer}:{p.channel}\nplain", [(None, im) for im in x0]))
         rows.append((f"λ={p.lambdas[k]:g}\nwith prior", [(None, im) for im in x1]))
-    per_step = lambda sweeps: (
-        sum(s.as_dict()["seconds"] for s in sweeps[:1]) / max(1, sweeps[0].as_dict()["steps"])
-    )
+
+    def per_step(sweeps):
+        return sum(s.as_dict()["seconds"] for s in sweeps[:1]) / max(
+            1, sweeps[0].as_dict()["steps"]
+        )
+
     summary = {
         "median_activation_ratio": float(np.median([u["activation_ratio"] for u in units])),
         "min_activation_ratio": float(np.min([u["activation_ratio"] for u in units])),

@@ -1,4 +1,4 @@
-"""One figure from several `preimage invariance --compare` runs: per layer, both indices and their scatter.
+"""One figure from `preimage invariance --compare` runs: per layer, both indices and their scatter.
 
     python examples/invariance_figure.py runs/inv-b2 runs/inv-b3 runs/inv-b5 --out invariance.png
 

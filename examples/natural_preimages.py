@@ -28,7 +28,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from preimage.cli import main as cli  # noqa: E402
 from preimage.images import atomic_write, load_image  # noqa: E402
 
-LITE0_STAGES = "_bn0,_blocks.0,_blocks.1,_blocks.2,_blocks.4,_blocks.7,_blocks.10,_blocks.14,_blocks.15,_swish#1,_fc"
+LITE0_STAGES = (
+    "_bn0,_blocks.0,_blocks.1,_blocks.2,_blocks.4,_blocks.7,_blocks.10,_blocks.14,_blocks.15,"
+    "_swish#1,_fc"
+)
 VGG_LAYERS = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1,conv5_3,fc6,fc8"
 CARICATURE_LAYERS = ["_blocks.2", "_blocks.6", "_blocks.10"]
 

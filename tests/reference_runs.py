@@ -237,7 +237,8 @@ CLI_RUNS = {
     ],
 }
 
-# name -> (methods, atlas settings), each planned on efficientnet_lite0 `_blocks.0`, units 0-1, one job per method
+# name -> (methods, atlas settings), each planned on efficientnet_lite0 `_blocks.0`, units 0-1, one
+# job per method
 ATLAS_SETTINGS = dict(steps=4, lambdas=[0.0, 1.0], n=2, repeats=2, size=32, chunk=2)
 ATLAS_RUNS = {
     "visualize": ["visualize"],

@@ -10,7 +10,9 @@ from preimage.transforms import Pipeline, parse_transforms
 
 
 def _maps(n, seed):
-    """Random affine maps between centred pixel coordinates: zoom, rotation, shear, shifts far enough to leave the image."""
+    """Random affine maps between centred pixel coordinates: zoom, rotation, shear, shifts far
+    enough to leave the image.
+    """
     rng = np.random.default_rng(seed)
     m = np.repeat(np.eye(3)[None], n, axis=0)
     angle = rng.uniform(-0.6, 0.6, n)
@@ -35,7 +37,8 @@ def _reference(x, coef, out, scale=None, shift=None):
 )
 @pytest.mark.parametrize("affine", [None, ([2.0, 0.5, -1.5], [-0.25, 1.0, 0.3])])
 def test_values_and_gradient_equal_grid_sample_in_float64(n, in_hw, out_hw, affine):
-    # affine: a per-channel x * scale + shift applied before the resampling (a model's normalization)
+    # affine: a per-channel x * scale + shift applied before the resampling (a model's
+    # normalization)
     assert affine_warp._kernels() is not None  # the test is about the compiled path
     coef = affine_warp.coefficients(_maps(n, 1), in_hw, out_hw)
     x = torch.rand(
@@ -62,7 +65,8 @@ def test_values_and_gradient_equal_grid_sample_in_float64(n, in_hw, out_hw, affi
 
 @pytest.mark.parametrize("compiled", [True, False])
 def test_channels_last_output_and_gradient_are_the_same_numbers(compiled, monkeypatch):
-    # the render loop asks for the network's channels-last layout; the gradient then comes back in it
+    # the render loop asks for the network's channels-last layout; the gradient then comes back in
+    # it
     if compiled:
         assert affine_warp._kernels() is not None  # the compiled path is the one under test
     else:
@@ -160,7 +164,8 @@ def test_pipeline_with_normalization_and_fill_equals_normalizing_first():
 
 
 def test_first_use_leaves_torch_thread_count_alone():
-    # Numba's OpenMP start-up set the process's thread count: a Ray worker asked for one thread got two
+    # Numba's OpenMP start-up set the process's thread count: a Ray worker asked for one thread got
+    # two
     import subprocess
     import sys
 

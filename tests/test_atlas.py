@@ -1,4 +1,6 @@
-"""Atlas campaigns: planning, crash safety (kill -9 and resume), Ray with two workers, the HTML report in Chromium."""
+"""Atlas campaigns: planning, crash safety (kill -9 and resume), Ray with two workers, the HTML
+report in Chromium.
+"""
 
 import json
 import os
@@ -89,7 +91,9 @@ def _open_artifact(path):
 
 
 def _check_done_jobs_complete(folder):
-    """Every job the catalog calls done has all its artifacts, and they open; returns the done ids."""
+    """Every job the catalog calls done has all its artifacts, and they open;
+    returns the done ids.
+    """
     done = _rows(folder, "SELECT id, artifacts FROM jobs WHERE status = 'done'")
     for job_id, artifacts in done:
         paths = json.loads(artifacts)
@@ -160,7 +164,8 @@ def killed_and_resumed(tmp_path_factory):
         p.send_signal(signal.SIGKILL)
         p.wait()
         kills.append(_done(folder))
-        # at the kill: whatever is marked done is whole; nothing else is in jobs/ but hidden partial folders
+        # at the kill: whatever is marked done is whole; nothing else is in jobs/ but hidden partial
+        # folders
         done = _check_done_jobs_complete(folder)
         visible = {
             n for n in os.listdir(os.path.join(folder, "jobs")) if not n.startswith(".partial-")
@@ -204,7 +209,8 @@ def test_a_kill_between_rename_and_catalog_redoes_the_job(tmp_path, lite0, monke
     with Campaign(tmp_path) as c:
 
         def die(*a, **k):
-            raise KeyboardInterrupt  # the driver dies after the rename, before the catalog says done
+            # the driver dies after the rename, before the catalog says done
+            raise KeyboardInterrupt
 
         monkeypatch.setattr(c.catalog, "finish", die)
         with pytest.raises(KeyboardInterrupt):
@@ -451,7 +457,8 @@ def test_report_loads_in_headless_chromium_with_every_image(killed_and_resumed, 
         assert body, page
         images = int(re.search(r'data-images="(\d+)"', body.group(0)).group(1))
         broken = int(re.search(r'data-broken-images="(\d+)"', body.group(0)).group(1))
-        # a unit page: visualization, chosen images, λ rows, trade-off, invariance panel, repeats, logits
+        # a unit page: visualization, chosen images, λ rows, trade-off, invariance panel, repeats,
+        # logits
         assert images == (7 if "/units/" in page else 2 * 3 + 2 * 4) and broken == 0, (
             page,
             images,

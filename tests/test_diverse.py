@@ -53,7 +53,8 @@ def test_min_distance_term():
     f = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0], [1.0, 1.0], [1.0, 2.0], [9.0, 9.0]])
     ctx = preimage.objectives.Context({"L": f}, torch.zeros(6, 3, 2, 2), torch.zeros(6, 3, 2, 2))
     values = D.min_distance("L", 3, [2.0, 10.0])(ctx)
-    # group 0 (first three rows): closest pair 5 apart; group 1: 1 apart; each element carries λ·min/n
+    # group 0 (first three rows): closest pair 5 apart; group 1: 1 apart; each element carries
+    # λ·min/n
     assert torch.allclose(values, torch.tensor([2 * 5 / 3] * 3 + [10 * 1 / 3] * 3))
 
 

@@ -82,8 +82,11 @@ def test_pointwise_gradient_of_a_spatial_mean_is_one_broadcast_product(channels_
     )
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     pick = torch.randn(3, 4, generator=g, dtype=torch.float64)
+
     # a spatial mean's gradient reaches the map as a broadcast (stride 0 over rows and columns)
-    mean_of = lambda y: (pick * y.mean((2, 3))).sum()
+    def mean_of(y):
+        return (pick * y.mean((2, 3))).sum()
+
     (r1,) = torch.autograd.grad(mean_of(F.conv2d(x1, w, b)), x1)
     y2 = _FrozenConv2d.apply(x2, w, b, (1, 1), (0, 0, 0, 0), 1, None, None)
     grad_out = (pick / 42).view(3, 4, 1, 1).expand(3, 4, 7, 6)
@@ -228,7 +231,9 @@ print(statistics.median(faults))
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
 def test_kept_memory_is_not_faulted_in_again():
-    """A forward + backward step of 12 images to _blocks.2 pages its buffers in anew each time, unless kept."""
+    """A forward + backward step of 12 images to _blocks.2 pages its buffers in anew each time,
+    unless kept.
+    """
 
     def faults(mode):
         out = subprocess.run(

@@ -1,4 +1,6 @@
-"""Mahendran & Vedaldi: the energy's pieces, inversion, masked inversion, caricature, maximization."""
+"""Mahendran & Vedaldi: the energy's pieces, inversion, masked inversion, caricature,
+maximization.
+"""
 
 import json
 
@@ -127,7 +129,9 @@ def test_stem_inversion_recovers_the_image(lite0):
 
 
 def test_masked_inversion_sees_only_the_window_receptive_field(lite0):
-    """Two targets equal inside the window's receptive field give the same reconstruction, and outside it the image stays near zero."""
+    """Two targets equal inside the window's receptive field give the same reconstruction, and
+    outside it the image stays near zero.
+    """
     a = sample_images(64, ["chelsea"])
     info = lite0.layer_info("_blocks.1", 64)
     top, bottom, left, right = NP.window_box(info, 3)
@@ -166,7 +170,8 @@ def test_caricature_exaggerates_from_the_image(lite0):
     result = NP.caricature(
         lite0, "_blocks.6", image, C=10, progress=False, energy=NP.Energy(steps=60)
     )
-    # the loss starts at -1 (⟨Φ(x0), max(0, Φ(x0))⟩ = ‖Φ0‖²): the first traced target term is C * 1 minus penalties
+    # the loss starts at -1 (⟨Φ(x0), max(0, Φ(x0))⟩ = ‖Φ0‖²): the first traced target term is
+    # C * 1 minus penalties
     assert float(result.scores[0]) > 1.2
     assert (result.images - image).abs().mean() > 0.01
 
@@ -217,7 +222,8 @@ def test_invert_command_writes_errors(tmp_path, capsys):
 
 
 def test_bounded_photograph_error_is_zero_inside_the_bound_and_counts_what_it_clips(lite0):
-    # B+ = 160 paper units around the mean colour: a grey image is inside it, black and white are not
+    # B+ = 160 paper units around the mean colour: a grey image is inside it, black and white are
+    # not
     g = torch.Generator().manual_seed(0)
     grey = (
         torch.tensor(lite0.display_mean()).view(1, 3, 1, 1)

@@ -76,7 +76,8 @@ def test_direction_is_a_dot_product_in_channel_space():
 
 
 def test_tv_of_a_ramp():
-    # x(v, u, k) = s*u: every horizontal difference is s, vertical 0, over (H-1)(W-1) pairs per channel
+    # x(v, u, k) = s*u: every horizontal difference is s, vertical 0, over (H-1)(W-1) pairs per
+    # channel
     h = w = 8
     s = 0.25
     ramp = (torch.arange(w, dtype=torch.float32) * s).expand(1, 3, h, w).clone()

@@ -1,4 +1,6 @@
-"""The PixelCNN++ prior: causality, the discretized logistic likelihood by hand, training, resuming, the prior term."""
+"""The PixelCNN++ prior: causality, the discretized logistic likelihood by hand, training, resuming,
+the prior term.
+"""
 
 import math
 
@@ -16,12 +18,15 @@ def _sigmoid(v):
 
 
 def _constant_output_network(mu, log_s):
-    """Every weight zero: the output is its bias, one logistic per channel (K = 1, coefficients 0)."""
+    """Every weight zero: the output is its bias, one logistic per channel
+    (K = 1, coefficients 0).
+    """
     net = PixelCNNPP(filters=4, resnets=1, scales=2, mixtures=1)
     with torch.no_grad():
         for p in net.parameters():
             p.zero_()
-        # layout for K = 1 (Salimans et al.'s): the logit, then per channel its mean, log scale and coefficient
+        # layout for K = 1 (Salimans et al.'s): the logit, then per channel its mean, log scale and
+        # coefficient
         net.out.bias.copy_(
             torch.tensor([0.0] + [v for m, s in zip(mu, log_s) for v in (m, s, 0.0)])
         )
@@ -147,16 +152,20 @@ def test_natural_patches_score_higher_than_noise_even_for_a_small_prior(tmp_path
 
 
 def test_gaussian_baseline_matches_its_own_entropy():
-    # patches drawn from a known Gaussian (then quantized): the fitted model's bpd is near the true entropy
+    # patches drawn from a known Gaussian (then quantized): the fitted model's bpd is near the true
+    # entropy
     rng = np.random.default_rng(0)
     d = 12
     a = rng.normal(size=(d, d))
     cov = a @ a.T + 20 * np.eye(d)
-    sample = lambda n: (
-        np.clip(np.round(rng.multivariate_normal(np.full(d, 128.0), cov, size=n)), 0, 255)
-        .astype(np.uint8)
-        .reshape(n, 3, 2, 2)
-    )
+
+    def sample(n):
+        return (
+            np.clip(np.round(rng.multivariate_normal(np.full(d, 128.0), cov, size=n)), 0, 255)
+            .astype(np.uint8)
+            .reshape(n, 3, 2, 2)
+        )
+
     bpd = gaussian_bpd(sample(20000), sample(4000))
     # differential entropy of N(μ, Σ + I/12) (quantization noise) in bits per dimension
     entropy = (

@@ -94,7 +94,9 @@ def test_residual_and_same_padding_networks(lite0):
 
 
 class _Toy(nn.Module):
-    """Convolutions, pooling, asymmetric padding, a residual branch and a dilated conv; all linear."""
+    """Convolutions, pooling, asymmetric padding, a residual branch and a dilated conv;
+    all linear.
+    """
 
     def __init__(self):
         super().__init__()

@@ -1,4 +1,5 @@
-"""Behaviour kept bit for bit: every method, through the CLI and an atlas job, against recorded arrays.
+"""Behaviour kept bit for bit: every method, through the CLI and an atlas job, against recorded
+arrays.
 
 The fixtures were recorded from the code before it was restructured (``tests/reference_runs.py``).
 On the machine kind they were recorded on (same PyTorch, same CPU capability, two threads) the

@@ -57,7 +57,8 @@ def test_statistics_of_a_hand_made_case():
         "name": "c6",
         "count": 3,
     }
-    # top-5 sets: {6,5,4,3,2} x2, {0,1,2,3,4}, {6,4,5,3,1}; labels 0 (once) is unique to repeat 2: 1 of 20
+    # top-5 sets: {6,5,4,3,2} x2, {0,1,2,3,4}, {6,4,5,3,1}; labels 0 (once) is unique to repeat 2:
+    # 1 of 20
     assert (
         s["top5_labels"] == 20
         and s["top5_unique_to_one_repeat"] == 1

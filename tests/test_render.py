@@ -12,8 +12,8 @@ CHANNELS = [0, 5, 7, 17]
 
 def _optimum_cosines(model, layer, filters, size):
     """Optimize the centre unit of each channel in CHANNELS (one batch); cosine with its filter."""
-    # the optimum of w·x/σ - λ (1/HW) Σ x² is x = HW w / (2 λ σ): pick λ so its largest pixel is about 1,
-    # which Adam at Finzi's learning rate reaches well within the steps
+    # the optimum of w·x/σ - λ (1/HW) Σ x² is x = HW w / (2 λ σ): pick λ so its largest pixel is
+    # about 1, which Adam at Finzi's learning rate reaches well within the steps
     std = min(model.std) / (model.input_range[1] - model.input_range[0])
     l2 = size * size * float(filters.abs().max()) / (2 * std)
     top, bottom, left, right = model.layer_info(layer, size).receptive_box()
@@ -50,7 +50,9 @@ def test_finzi_sanity_check_alexnet_conv1(alexnet):
 
 
 def test_finzi_sanity_check_lite0_stem(lite0):
-    """EfficientNet-Lite0's stem conv plus batch norm (real weights): the effective filter is w·γ/σ."""
+    """EfficientNet-Lite0's stem conv plus batch norm (real weights):
+    the effective filter is w·γ/σ.
+    """
     conv, bn = lite0.module._conv_stem, lite0.module._bn0
     gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     filters = (conv.weight * gain.view(-1, 1, 1, 1))[CHANNELS]

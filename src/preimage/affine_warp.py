@@ -52,9 +52,12 @@ def coefficients(matrices, in_hw, out_hw):
 
 
 def grid(coef, in_hw, out_hw, dtype=torch.float32, device="cpu"):
-    """grid_sample's (N, Ho, Wo, 2) grid (align_corners=False) for the coefficients, built on ``device``."""
+    """grid_sample's (N, Ho, Wo, 2) grid (align_corners=False) for the coefficients, built on
+    ``device``.
+    """
     (h, w), (ho, wo) = in_hw, out_hw
-    # in grid_sample's units x = (2 col + 1) / w - 1: the same affine form with rescaled coefficients
+    # in grid_sample's units x = (2 col + 1) / w - 1: the same affine form with rescaled
+    # coefficients
     norm = 2 * np.asarray(coef, dtype=np.float64) / np.array([w, w, w, h, h, h], dtype=np.float64)
     norm[:, 2] += 1.0 / w - 1.0
     norm[:, 5] += 1.0 / h - 1.0
@@ -139,7 +142,9 @@ class _Warp(torch.autograd.Function):
 
 
 def _run(kernel, *args):
-    """Run a kernel on as many threads as PyTorch uses (``torch.set_num_threads`` holds here too)."""
+    """Run a kernel on as many threads as PyTorch uses
+    (``torch.set_num_threads`` holds here too).
+    """
     import numba
 
     threads = torch.get_num_threads()

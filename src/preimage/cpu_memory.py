@@ -31,7 +31,9 @@ _state = {"done": False, "kept": False}
 
 
 def keep_freed_memory():
-    """Tell glibc's malloc to keep freed memory for reuse (once per process). True if it took effect."""
+    """Tell glibc's malloc to keep freed memory for reuse (once per process). True if it took
+    effect.
+    """
     if _state["done"]:
         return _state["kept"]
     _state["done"] = True

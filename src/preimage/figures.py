@@ -38,7 +38,9 @@ def legend(ax, handles, labels, **kwargs):
 
 
 def _lambda_axis(lambdas):
-    """Positions for a λ sweep on a log axis, with λ = 0 one octave left of the smallest positive λ."""
+    """Positions for a λ sweep on a log axis,
+    with λ = 0 one octave left of the smallest positive λ.
+    """
     positive = [v for v in lambdas if v > 0]
     low = min(positive) / 2 if positive else 1.0
     return np.array([v if v > 0 else low for v in lambdas]), low
@@ -89,7 +91,9 @@ def tradeoff(sweeps, path, title=None):
 
 
 def histograms(groups, path, xlabel, title=None, log=True):
-    """Overlaid histograms of one value per unit for several groups ({name: values}), medians marked."""
+    """Overlaid histograms of one value per unit for several groups ({name: values}), medians
+    marked.
+    """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     clean = {
@@ -149,7 +153,9 @@ def sweep_grid(sweep, path):
 
 
 def invariance_panel(unit, path):
-    """Fig. 8A for one unit: the texture, windowed crops of it, the templates, and the template-pair averages."""
+    """Fig. 8A for one unit: the texture, windowed crops of it, the templates, and the template-pair
+    averages.
+    """
     from .images import to_uint8
 
     plt = pyplot()
@@ -214,7 +220,8 @@ def invariance_plots(groups, folder, prefix="", title=None):
     """Both invariance indices as histograms and against each other (Fig. 8), one colour per group.
 
     groups: {label: [(shift invariance index, linear combination index), ...]}, None for a unit
-    that was never active. Writes ``folder/prefix`` + each name of INVARIANCE_PLOTS; returns their paths.
+    that was never active. Writes ``folder/prefix`` + each name of INVARIANCE_PLOTS; returns their
+    paths.
     """
     paths = [os.path.join(folder, prefix + name) for name in INVARIANCE_PLOTS]
     histograms(

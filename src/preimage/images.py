@@ -193,7 +193,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 
 
 def load_folder(path, size, limit=None):
-    """Every image file in a folder (sorted by name), centre-cropped to size x size: N x 3 x S x S."""
+    """Every image file in a folder (sorted by name), centre-cropped to size x size:
+    N x 3 x S x S.
+    """
     if not os.path.isdir(path):
         raise PreimageError(f"image folder {path!r} does not exist")
     files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_SUFFIXES))

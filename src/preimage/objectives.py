@@ -336,7 +336,9 @@ def _shared_or_rows(t, idx):
 
 
 def _leading(t, dims):
-    """A tensor given for one element (dims - 1 dimensions) or per element (dims), with a leading axis."""
+    """A tensor given for one element (dims - 1 dimensions) or per element (dims), with a leading
+    axis.
+    """
     return t.unsqueeze(0) if t.dim() == dims - 1 else t
 
 

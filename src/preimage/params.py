@@ -33,7 +33,9 @@ _COLOR = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 
 
 def _mix(matrix, images):
-    """Mix colour channels: out[:, d] = Σ_c matrix[d, c] images[:, c] (a batched matmul, faster than einsum)."""
+    """Mix colour channels: out[:, d] = Σ_c matrix[d, c] images[:, c] (a batched matmul, faster than
+    einsum).
+    """
     n, c, h, w = images.shape
     return torch.matmul(matrix, images.reshape(n, c, h * w)).view(n, -1, h, w)
 
@@ -132,7 +134,8 @@ class ImageParam(nn.Module):
 
 
 class NormalizedParam(nn.Module):
-    """Another parameterization's images rescaled to a fixed L2 norm (centred input units), inside the graph.
+    """Another parameterization's images rescaled to a fixed L2 norm (centred input units), inside
+    the graph.
 
     A norm fixed by projection after each step stalls Adam: on a linear
     objective the gradient never shrinks, Adam's per-coordinate step becomes

@@ -89,7 +89,9 @@ class DownRightShiftedDeconv(nn.ConvTranspose2d):
 
 
 class GatedResnet(nn.Module):
-    """x + a * sigmoid(b), with (a, b) from two shifted convolutions of concat_elu(x) (and a shortcut input)."""
+    """x + a * sigmoid(b), with (a, b) from two shifted convolutions of concat_elu(x) (and a
+    shortcut input).
+    """
 
     def __init__(self, filters, conv, skip_channels=0, dropout=0.0):
         super().__init__()
@@ -108,7 +110,9 @@ class GatedResnet(nn.Module):
 
 
 class PixelCNNPP(nn.Module):
-    """The PixelCNN++ network: images in [-1, 1] (N x 3 x H x W) -> mixture parameters (N x 10K x H x W)."""
+    """The PixelCNN++ network: images in [-1, 1] (N x 3 x H x W) -> mixture parameters
+    (N x 10K x H x W).
+    """
 
     def __init__(self, filters=64, resnets=2, scales=3, mixtures=10, dropout=0.0):
         super().__init__()
@@ -138,7 +142,8 @@ class PixelCNNPP(nn.Module):
         self.down_ul_stride = nn.ModuleList(
             [DownRightShiftedConv(f, f, (2, 2), stride=2) for _ in range(scales - 1)]
         )
-        # the down pass: the coarsest scale first; every finer one takes one more block for the strided output
+        # the down pass: the coarsest scale first; every finer one takes one more block for the
+        # strided output
         counts = [r] + [r + 1] * (scales - 1)
         self.down_u = nn.ModuleList(
             [

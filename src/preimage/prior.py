@@ -32,7 +32,9 @@ DEFAULT_PRIOR = "pixelcnn_default.pt"
 
 
 def natural_arrays(source="samples"):
-    """[(name, H x W x 3 uint8)] at native resolution: the sample photographs or every image in a folder."""
+    """[(name, H x W x 3 uint8)] at native resolution: the sample photographs or every image in a
+    folder.
+    """
     if source in (None, "samples"):
         import skimage.data
 
@@ -65,7 +67,9 @@ def natural_arrays(source="samples"):
 
 
 def patches(arrays, patch, count, split="train", seed=0):
-    """count random patch x patch crops (N x 3 x P x P uint8) from the train or held-out rows of each image."""
+    """count random patch x patch crops (N x 3 x P x P uint8) from the train or held-out rows of
+    each image.
+    """
     if split not in ("train", "test"):
         raise ValueError(split)
     rng = np.random.default_rng(seed + (0 if split == "train" else 1_000_003))
@@ -98,7 +102,9 @@ def to_unit(batch_uint8):
 
 
 def load_prior(spec, device="cpu"):
-    """--prior: 'default' (the checkpoint inside the package) or a file written by `preimage prior train`."""
+    """--prior: 'default' (the checkpoint inside the package) or a file written by
+    `preimage prior train`.
+    """
     if spec == "default":
         path = resources.files("preimage") / "data" / DEFAULT_PRIOR
         if not path.is_file():
@@ -169,7 +175,8 @@ def train(
     progress=True,
     log=print,
 ):
-    """Train a PixelCNN++ on random patches; resume from ``out`` if it holds a checkpoint of the same run.
+    """Train a PixelCNN++ on random patches; resume from ``out`` if it holds a checkpoint of the
+    same run.
 
     The checkpoint (model, optimizer, step, held-out history) is written
     atomically every ``save_every`` steps and at the end.
@@ -238,7 +245,8 @@ def train(
                 f"step {done}: train {train_bpd:.3f} bpd, held out"
                 f" {history[-1]['held_out_bpd']:.3f} bpd"
             )
-            # Adam's steps make the held-out figure wander: keep the best model seen, which is what gets exported
+            # Adam's steps make the held-out figure wander: keep the best model seen, which is what
+            # gets exported
             if best is None or history[-1]["held_out_bpd"] < best["held_out_bpd"]:
                 best = {
                     "step": done,
@@ -263,7 +271,9 @@ def train(
 
 
 def export(checkpoint, out, half=True):
-    """The best model (by held-out bpd) of a training checkpoint, without the optimizer, in float16, for shipping."""
+    """The best model (by held-out bpd) of a training checkpoint, without the optimizer, in float16,
+    for shipping.
+    """
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     small = {k: v for k, v in state.items() if k not in ("optimizer", "best")}
     if state.get("best"):
@@ -318,7 +328,9 @@ def gmm_bpd(train_patches, test_patches, components=8, seed=0):
 def evaluate(
     prior, images="samples", train_count=20000, test_count=2000, components=8, seed=0, log=print
 ):
-    """Held-out bits per dimension of the PixelCNN++ and of the two Gaussian baselines, on the prior's patch size."""
+    """Held-out bits per dimension of the PixelCNN++ and of the two Gaussian baselines, on the
+    prior's patch size.
+    """
     arrays = natural_arrays(images)
     patch = prior.patch
     train_p = patches(arrays, patch, train_count, "train", seed)

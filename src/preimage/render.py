@@ -158,7 +158,8 @@ def render(
     if constraints:  # the constraints hold from the start, not only after the first step
         _project(image_param, constraints, model)
     pipeline = parse_transforms(transforms)
-    # transforms act on the normalized image, so the mean-colour fill is zero there: plain zero padding
+    # transforms act on the normalized image, so the mean-colour fill is zero there: plain zero
+    # padding
     fill = None
     if pipeline.fill != "mean":
         fill_display = (

@@ -129,7 +129,8 @@ class Pipeline:
         }
 
     def matrices(self, n, hw, generator=None):
-        """Per element: the (n, 3, 3) map from output to input pixel coordinates (both centred), and the output size.
+        """Per element: the (n, 3, 3) map from output to input pixel coordinates (both centred), and
+        the output size.
 
         The matrices are tiny, so they are composed in NumPy; only the random
         draws come from the torch generator.
@@ -151,7 +152,9 @@ class Pipeline:
         return total, out
 
     def sample(self, n, hw, generator=None):
-        """Per element: a 2 x 3 affine_grid matrix (float32 tensor, align_corners=False) and the output size."""
+        """Per element: a 2 x 3 affine_grid matrix (float32 tensor, align_corners=False) and the
+        output size.
+        """
         total, out = self.matrices(n, hw, generator)
         # centred pixels -> grid_sample's normalised coordinates (align_corners=False)
         to_norm = np.diag([2.0 / hw[1], 2.0 / hw[0], 1.0])
@@ -170,7 +173,8 @@ class Pipeline:
         return tuple(hw)
 
     def final_view(self, images):
-        """What the network sees once optimization is over: no random draw, the output canvas centred.
+        """What the network sees once optimization is over: no random draw, the output canvas
+        centred.
 
         With the output resampled to the input size this is the image itself;
         otherwise an integer centre crop (or zero pad) to the canvas the steps
@@ -189,7 +193,8 @@ class Pipeline:
         return F.pad(images, (left, dw - left, top, dh - top))
 
     def __call__(self, images, generator=None, fill_value=None, affine=None, channels_last=False):
-        """The transformed images; ``affine`` = (scale, shift) per channel is applied first, in the same pass.
+        """The transformed images; ``affine`` = (scale, shift) per channel is applied first, in the
+        same pass.
 
         Outside the image the result is ``fill_value`` (per channel, in the units after
         ``affine``), 0 by default. channels_last: the result in that memory format.
@@ -228,7 +233,8 @@ PRESETS = {"none": [], "finzi": FINZI}
 def parse_transforms(spec):
     """A preset name ('none', 'finzi') or a comma list of steps.
 
-    Steps: pad:P, jitter:D, scale:LO:HI:STEP or scale:F1/F2/..., rotate:LO:HI:STEP or rotate:A1/A2/...
+    Steps: pad:P, jitter:D, scale:LO:HI:STEP or scale:F1/F2/..., rotate:LO:HI:STEP or
+    rotate:A1/A2/...
     Example: 'pad:12,jitter:8,scale:0.9:1.1:0.02,rotate:-10:10:1,jitter:4' is the finzi preset.
     """
     if isinstance(spec, Pipeline):

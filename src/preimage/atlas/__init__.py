@@ -1,4 +1,6 @@
-"""Atlas campaigns: many units x layers x methods as resumable jobs, run here or on Ray (see plan, jobs, run, executors, catalog)."""
+"""Atlas campaigns: many units x layers x methods as resumable jobs, run here or on Ray (see plan,
+jobs, run, executors, catalog).
+"""
 
 from .catalog import Catalog
 from .executors import LocalExecutor, RayExecutor, make_executor

@@ -1,4 +1,5 @@
-"""The campaign catalog: one SQLite file holding every job's configuration, status, timings and results.
+"""The campaign catalog: one SQLite file holding every job's configuration, status, timings and
+results.
 
 Only the driver writes it, one short transaction per event, so a `kill -9` at
 any moment leaves it consistent: a job is 'done' only once its artifacts were
@@ -69,7 +70,9 @@ class Catalog:
             )
 
     def add_jobs(self, specs):
-        """Insert the jobs not yet known; known ones (same id, so same configuration) keep their state."""
+        """Insert the jobs not yet known; known ones (same id, so same configuration) keep their
+        state.
+        """
         with self._tx():
             for spec in specs:
                 self.db.execute(

@@ -16,7 +16,9 @@ from .jobs import run_job
 
 
 def default_threads(workers):
-    """Torch threads per worker so that workers x threads fills the cores without oversubscribing them."""
+    """Torch threads per worker so that workers x threads fills the cores without oversubscribing
+    them.
+    """
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
@@ -95,7 +97,8 @@ class RayExecutor:
                 " would wait forever; use --device cpu"
             )
         # a worker that dies (a preempted node, the OOM killer) is retried twice by Ray; an
-        # exception inside a job is not retried: it fails the job, and rerunning the command retries it
+        # exception inside a job is not retried: it fails the job, and rerunning the command
+        # retries it
         self.remote = ray.remote(num_cpus=self.threads, num_gpus=1 if gpu else 0, max_retries=2)(
             run_job
         )
@@ -105,7 +108,8 @@ class RayExecutor:
         queue = list(specs)
         flying = {}
         while queue or flying:
-            # two jobs per worker in flight: the next one waits in Ray's queue while the driver commits
+            # two jobs per worker in flight: the next one waits in Ray's queue while the driver
+            # commits
             while queue and len(flying) < 2 * self.workers:
                 spec = queue.pop(0)
                 on_start(spec)

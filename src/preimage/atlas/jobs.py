@@ -40,7 +40,9 @@ def worker_name():
 
 
 def run_job(spec, threads=None):
-    """Run a job; returns {'files': {relative path: bytes}, 'units': [...], 'metrics': {...}, 'seconds', 'worker'}."""
+    """Run a job; returns {'files': {relative path: bytes}, 'units': [...], 'metrics': {...},
+    'seconds', 'worker'}.
+    """
     if threads:
         torch.set_num_threads(int(threads))
     t0 = time.perf_counter()

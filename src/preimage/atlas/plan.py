@@ -54,7 +54,9 @@ def parse_methods(text):
 
 
 def parse_units(text, channels, layer):
-    """'all', N (channels 0..N-1) or a list such as 3,7,10-15; checked against the layer's channel count."""
+    """'all', N (channels 0..N-1) or a list such as 3,7,10-15; checked against the layer's channel
+    count.
+    """
     text = str(text).strip()
     if text == "all":
         return list(range(channels))
@@ -97,7 +99,9 @@ def job_id(spec):
 
 
 def image_size(model, layer, method, settings):
-    """The side of the optimized images: the unit's receptive field for the Cadena methods, else --size."""
+    """The side of the optimized images: the unit's receptive field for the Cadena methods, else
+    --size.
+    """
     if method in ("diverse", "invariance"):
         from ..diverse import sweep_size
 
@@ -220,7 +224,9 @@ def _method_settings(method, settings):
 
 
 def seconds_per_image_step(model, layer, size, batch=2, repeats=2):
-    """Measured forward + backward time of one image through the network up to ``layer`` at size x size."""
+    """Measured forward + backward time of one image through the network up to ``layer`` at size x
+    size.
+    """
     import torch
 
     x = torch.rand(batch, 3, size, size, device=model.device, requires_grad=True)
@@ -247,7 +253,8 @@ def estimate(model, specs, workers=1, progress=None):
     """
     rates, rows = {}, {}
     for spec in specs:
-        # timed at the job's own batch where it fits, since small images are cheaper per image in a batch
+        # timed at the job's own batch where it fits, since small images are cheaper per image in a
+        # batch
         batch = max(1, min(spec["batch"], CALIBRATION_PIXELS // spec["pixels"] ** 2))
         key = (spec["layer"], spec["pixels"], batch)
         if key not in rates:

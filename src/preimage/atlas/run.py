@@ -1,4 +1,5 @@
-"""The atlas driver: open (or resume) a campaign folder, run the jobs not done, commit each as it finishes.
+"""The atlas driver: open (or resume) a campaign folder, run the jobs not done, commit each as it
+finishes.
 
 Crash safety rests on two rules. A job's files are written into a hidden
 ``jobs/.partial-ID`` folder and renamed to ``jobs/ID`` in one step, so no
@@ -58,7 +59,9 @@ class Campaign:
         self.close()
 
     def commit(self, spec, result):
-        """Write a finished job's files atomically, then mark it done; returns the artifact paths."""
+        """Write a finished job's files atomically, then mark it done;
+        returns the artifact paths.
+        """
         final = os.path.join(self.out, JOBS, spec["id"])
         partial = os.path.join(self.out, JOBS, ".partial-" + spec["id"])
         shutil.rmtree(partial, ignore_errors=True)

@@ -100,7 +100,9 @@ class VisionModel:
         )
 
     def preprocess(self, images):
-        """Display-space images (N x 3 x H x W in [0, 1]) -> network inputs, in the model's memory format."""
+        """Display-space images (N x 3 x H x W in [0, 1]) -> network inputs, in the model's memory
+        format.
+        """
         return self.memory_format(self.normalize(images))
 
     def normalize(self, images):

@@ -51,7 +51,9 @@ from torch import nn
 
 
 def _transposed_kernel(weight, groups):
-    """(Cout, Cin/G, kh, kw) -> (Cin, Cout/G, kh, kw): in and out channels swapped within each group."""
+    """(Cout, Cin/G, kh, kw) -> (Cin, Cout/G, kh, kw): in and out channels swapped within each
+    group.
+    """
     cout, cin_g, kh, kw = weight.shape
     w = weight.reshape(groups, cout // groups, cin_g, kh, kw).transpose(1, 2)
     return w.reshape(groups * cin_g, cout // groups, kh, kw)
@@ -185,7 +187,8 @@ def _pointwise_available(x, weight):
 
 
 class _FrozenConv2d(torch.autograd.Function):
-    """A frozen convolution, optionally followed by a clamp, differentiated with respect to its input only.
+    """A frozen convolution, optionally followed by a clamp, differentiated with respect to its
+    input only.
 
     kernel: the phase kernel, for the input gradient as forward convolutions;
     None to use ATen's own backward (which needs the input saved), or, for a 1 x 1
@@ -208,7 +211,8 @@ class _FrozenConv2d(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return (None,) * 8
         if clamp is not None:
-            # the clamp passes the gradient where lo < y < hi, that is, where lo < (conv output) < hi
+            # the clamp passes the gradient where lo < y < hi, that is, where
+            # lo < (conv output) < hi
             grad_out = torch.ops.aten.hardtanh_backward(grad_out, y, clamp[0], clamp[1])
         if kernel is not None:
             grad = input_gradient(grad_out, kernel, stride, padding, groups, shape)
@@ -250,7 +254,9 @@ def _constant_over_space(t):
 def frozen_conv2d(
     x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), groups=1, kernel=None, clamp=None
 ):
-    """conv2d of x padded by (top, bottom, left, right), then clamp(lo, hi) if given, with the input gradient computed as above."""
+    """conv2d of x padded by (top, bottom, left, right), then clamp(lo, hi) if given, with the input
+    gradient computed as above.
+    """
     stride = tuple(stride)
     if kernel is None:
         kernel = _phase_kernel(weight, groups, stride)

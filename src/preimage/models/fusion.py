@@ -133,7 +133,8 @@ def _clamp_bounds(m):
 
 @torch.no_grad()
 def _fusable_activations(module, inputs, convs_already_changed):
-    """[(activation path, [conv paths], [paths in between], (lo, hi))]: activations to run inside the convolutions feeding them.
+    """[(activation path, [conv paths], [paths in between], (lo, hi))]: activations to run inside
+    the convolutions feeding them.
 
     An activation module qualifies when every call of it reads the output of a
     convolution called once, whose output nothing else reads, and whose own

@@ -122,7 +122,8 @@ from ..errors import PreimageError
 from .base import VisionModel
 from .registry import register
 
-# ImageNet's mean colour in 0-255 units: removed by preprocessing (HOG and SIFT only see differences)
+# ImageNet's mean colour in 0-255 units: removed by preprocessing (HOG and SIFT only see
+# differences)
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
 GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma
 HOG_EPSILON = 1e-4  # UoCTTI block-norm regulariser (VLFeat)
@@ -139,7 +140,9 @@ def _exact(fn, x):
 
 
 def _safe_sqrt(x):
-    """Correctly rounded sqrt with a zero (not NaN) derivative where x == 0: flat image regions have zero gradients."""
+    """Correctly rounded sqrt with a zero (not NaN) derivative where x == 0: flat image regions have
+    zero gradients.
+    """
     positive = x > 0
     return torch.where(
         positive,
@@ -167,7 +170,9 @@ def _depthwise(x, weight, **kwargs):
 
 
 class HogGradient(nn.Module):
-    """N x C x H x W image -> N x 2 x H x W (gx, gy) of the strongest channel; zero on the border."""
+    """N x C x H x W image -> N x 2 x H x W (gx, gy) of the strongest channel;
+    zero on the border.
+    """
 
     def __init__(self):
         super().__init__()
@@ -237,7 +242,8 @@ class HogOrientations(nn.Module):
                 )
                 angle = _exact(torch.acos, torch.clamp(cosine, max=1.0).to(g.dtype))
                 w1 = (angle.double() / (math.pi / k)).to(g.dtype)
-        # one-hot gating as a scatter into zeros: one write (and, backward, one read) per pixel and bin used
+        # one-hot gating as a scatter into zeros: one write (and, backward, one read) per pixel and
+        # bin used
         out = torch.zeros(*grad.shape[:-1], 2 * k, dtype=g.dtype, device=g.device)
         if not self.bilinear:
             return out.scatter_(-1, bin0, grad).permute(0, 3, 1, 2)
@@ -255,7 +261,9 @@ class HogOrientations(nn.Module):
 
 
 class HogCells(nn.Module):
-    """N x 2K x H x W -> N x 2K x H' x W': bilinear pooling into c x c cells (one strided filter)."""
+    """N x 2K x H x W -> N x 2K x H' x W': bilinear pooling into c x c cells
+    (one strided filter).
+    """
 
     def __init__(self, cell_size=8):
         super().__init__()
@@ -375,7 +383,9 @@ class Grey(nn.Module):
 
 
 class SiftGradient(nn.Module):
-    """N x 1 x H x W grey -> N x 2 x H x W (gx, gy): central differences, one-sided on the border."""
+    """N x 1 x H x W grey -> N x 2 x H x W (gx, gy): central differences,
+    one-sided on the border.
+    """
 
     def __init__(self):
         super().__init__()
@@ -414,7 +424,8 @@ def vl_fast_sqrt(x):
 
 
 def fast_atan2(y, x):
-    """VLFeat's vl_fast_atan2_f, elementwise in float arithmetic: the same values, and its own derivative.
+    """VLFeat's vl_fast_atan2_f, elementwise in float arithmetic: the same values, and its own
+    derivative.
 
     VLFeat: a = |y| + eps; r = (x - a)/(x + a), angle = pi/4 (x >= 0) or r = (x + a)/(a - x),
     angle = 3pi/4 (x < 0); angle += (0.1821 r^2 - 0.9675) r; negated when y < 0. Written as
@@ -438,7 +449,9 @@ def fast_atan2(y, x):
 
 
 class SiftOrientations(nn.Module):
-    """(gx, gy) -> N x NT x H x W: |g| split bilinearly between the two nearest of NT orientations."""
+    """(gx, gy) -> N x NT x H x W: |g| split bilinearly between the two nearest of
+    NT orientations.
+    """
 
     def __init__(self, num_orientations=8):
         super().__init__()
@@ -522,13 +535,14 @@ class SiftBins(nn.Module):
 
     def forward(self, m):
         b, s = self.bin_size, self.stride
-        t, ny, nx = m.shape[1], self.weight_y.shape[0], self.weight_x.shape[0]
+        t, ny = m.shape[1], self.weight_y.shape[0]
         x = F.pad(
             m.contiguous(memory_format=torch.channels_last),
             (b - 1, b - 1, b - 1, b - 1),
             mode="replicate",
         )
-        # depthwise: every orientation map through every y kernel, then every (t, y bin) map through every x kernel
+        # depthwise: every orientation map through every y kernel, then every (t, y bin) map through
+        # every x kernel
         x = F.conv2d(x, _like(self.weight_y, m).repeat(t, 1, 1, 1), stride=(s, 1), groups=t)
         return F.conv2d(
             x, _like(self.weight_x, m).repeat(t * ny, 1, 1, 1), stride=(1, s), groups=t * ny
@@ -536,7 +550,9 @@ class SiftBins(nn.Module):
 
 
 class SiftBlocks(nn.Module):
-    """Binned maps -> N x (NY*NX*NT) x frames_y x frames_x: dilated one-hot block-forming filters."""
+    """Binned maps -> N x (NY*NX*NT) x frames_y x frames_x:
+    dilated one-hot block-forming filters.
+    """
 
     def __init__(self, bin_size=8, step=8, geometry=(4, 4, 8), fast=True, window_size=2.0):
         super().__init__()
@@ -551,7 +567,9 @@ class SiftBlocks(nn.Module):
             for by in range(ny):
                 for bx in range(nx):
                     value = 1.0
-                    if fast:  # VLFeat reweights each flat-window bin by its mean Gaussian window, times the bin size
+                    # VLFeat reweights each flat-window bin by its mean Gaussian window, times
+                    # the bin size
+                    if fast:
                         wy = np.float32(_window_mean(b, ny, by, window_size) * np.float32(b))
                         wxx = np.float32(_window_mean(b, nx, bx, window_size) * np.float32(b))
                         value = float(np.float32(wxx * wy))
@@ -576,7 +594,9 @@ class SiftBlocks(nn.Module):
 
 
 class SiftNormalize(nn.Module):
-    """L2 normalise, clamp at 0.2, L2 normalise, then min(512 x, 255) (cyvlfeat's float descriptors)."""
+    """L2 normalise, clamp at 0.2, L2 normalise, then min(512 x, 255) (cyvlfeat's float
+    descriptors).
+    """
 
     def forward(self, d):
         d = d / (vl_fast_sqrt((d * d).sum(1, keepdim=True)) + FLOAT_EPSILON)
@@ -586,7 +606,9 @@ class SiftNormalize(nn.Module):
 
 
 class DSIFT(nn.Module):
-    """VLFeat's dense SIFT as a CNN: grey -> gradient -> orientations -> bins -> blocks -> normalize -> descriptor."""
+    """VLFeat's dense SIFT as a CNN: grey -> gradient -> orientations -> bins -> blocks ->
+    normalize -> descriptor.
+    """
 
     def __init__(self, bin_size=8, step=None, fast=True, geometry=(4, 4, 8), window_size=2.0):
         super().__init__()
@@ -630,7 +652,9 @@ class DSIFT(nn.Module):
         )
 
     def frame_centres(self, height, width):
-        """(y, x) centres of the descriptors of an H x W image, as cyvlfeat's frames: F x 2 in output order."""
+        """(y, x) centres of the descriptors of an H x W image, as cyvlfeat's frames: F x 2 in
+        output order.
+        """
         ny, nx, _ = self.geometry
         b, s = self.bin_size, self.step
         fy = (height - 1 - (ny - 1) * b) // s + 1

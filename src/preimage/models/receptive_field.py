@@ -106,7 +106,9 @@ def _adaptive(geo, out_hw):
 
 
 def _union(geos, hw, axes):
-    """Units of several same-grid tensors summed or concatenated; broadcast inputs add a fixed interval."""
+    """Units of several same-grid tensors summed or concatenated; broadcast inputs add a fixed
+    interval.
+    """
     grid = [g for g in geos if not g.collapsed and g.hw == hw]
     fixed = [g.hull() for g in geos if g.collapsed or (g.hw != hw and g.hw == (1, 1))]
     along = []

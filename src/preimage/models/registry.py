@@ -24,7 +24,9 @@ _LOADERS = {}
 
 
 def register(name):
-    """Decorator: ``@register('simple_cell')`` on ``loader(weights, seed, **options) -> VisionModel``."""
+    """Decorator: ``@register('simple_cell')`` on
+    ``loader(weights, seed, **options) -> VisionModel``.
+    """
 
     def wrap(loader):
         _LOADERS[name] = loader

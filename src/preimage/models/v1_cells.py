@@ -63,7 +63,9 @@ HW_SEED = 2
 def gabor(
     phase, size=SIZE, wavelength=WAVELENGTH, sigma=SIGMA, orientation=ORIENTATION, centre=(0.0, 0.0)
 ):
-    """A zero-mean, unit-norm Gabor filter (size x size) at the given phase (radians), centred at centre=(dy, dx) from the middle."""
+    """A zero-mean, unit-norm Gabor filter (size x size) at the given phase (radians), centred at
+    centre=(dy, dx) from the middle.
+    """
     c = (size - 1) / 2
     y, x = torch.meshgrid(
         torch.arange(size, dtype=torch.float64) - c - centre[0],
@@ -108,7 +110,9 @@ class Subunits(nn.Module):
 
 
 class Rectified(nn.Module):
-    """Σ_k w_k ReLU(s_k)^p: rectify the subunits and pool them with weights (one weight: a simple cell)."""
+    """Σ_k w_k ReLU(s_k)^p: rectify the subunits and pool them with weights (one weight: a simple
+    cell).
+    """
 
     def __init__(self, weights, power=1, leak=0.0):
         super().__init__()
@@ -192,7 +196,9 @@ CORNER_SIGMA = 3.0
 
 
 def corner_filters():
-    """8 filters: quadrature pairs for a vertical edge left, a horizontal edge top, vertical right, horizontal bottom."""
+    """8 filters: quadrature pairs for a vertical edge left, a horizontal edge top, vertical right,
+    horizontal bottom.
+    """
     d = CORNER_OFFSET
     places = [
         (math.pi / 2 * 0, (0.0, -d)),
