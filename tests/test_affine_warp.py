@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from grid_theta import affine_grid_theta
 
 from preimage import affine_warp
 from preimage.transforms import Pipeline, parse_transforms
@@ -132,7 +133,7 @@ def test_pipeline_coefficients_match_its_affine_grid_matrices():
     # the pipeline's two descriptions of one draw (pixel coefficients, grid_sample's theta) agree
     pipe = Pipeline(parse_transforms("finzi").steps, output_size=None)
     total, out = pipe.matrices(5, (40, 40), torch.Generator().manual_seed(8))
-    theta, out2 = pipe.sample(5, (40, 40), torch.Generator().manual_seed(8))
+    theta, out2 = affine_grid_theta(pipe, 5, (40, 40), torch.Generator().manual_seed(8))
     assert out == out2 == (40 + 24 - 8 - 4,) * 2
     g = affine_warp.grid(affine_warp.coefficients(total, (40, 40), out), (40, 40), out)
     want = F.affine_grid(theta, (5, 3, *out), align_corners=False)
@@ -147,7 +148,7 @@ def test_pipeline_with_normalization_and_fill_equals_normalizing_first():
     shift = torch.tensor([-2.0, -1.9, -1.8], dtype=torch.float64).view(1, 3, 1, 1)
     for fill in (None, [0.3, -0.2, 0.1]):
         got = pipe(x, torch.Generator().manual_seed(6), fill, (scale, shift))
-        theta, out = pipe.sample(4, (24, 24), torch.Generator().manual_seed(6))
+        theta, out = affine_grid_theta(pipe, 4, (24, 24), torch.Generator().manual_seed(6))
         grid = F.affine_grid(theta.double(), (4, 3, *out), align_corners=False)
         f = (
             torch.zeros(1, 3, 1, 1, dtype=torch.float64)

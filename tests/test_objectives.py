@@ -25,8 +25,7 @@ def test_algebra_matches_the_terms():
     assert len(obj.terms()) == 3
     assert torch.allclose((0.5 * (obj - obj))(ctx), torch.zeros(3), atol=1e-6)
     assert torch.allclose(
-        O.weighted_sum([O.channel("L", 0), O.channel("L", 1)], [1.0, -1.0])(ctx),
-        a[:, 0].mean((1, 2)) - a[:, 1].mean((1, 2)),
+        (O.channel("L", 0) - O.channel("L", 1))(ctx), a[:, 0].mean((1, 2)) - a[:, 1].mean((1, 2))
     )
 
 

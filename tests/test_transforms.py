@@ -1,6 +1,7 @@
 """The fused transform pipeline against plain tensor operations."""
 
 import torch
+from grid_theta import affine_grid_theta
 
 from preimage.transforms import FINZI, Jitter, Pad, Pipeline, Rotate, Scale, parse_transforms
 
@@ -18,8 +19,11 @@ def test_pad_then_jitter_is_a_shifted_crop_with_fill():
     out = pipe(x, g, fill_value=(0.5, 0.5, 0.5))
     assert out.shape[-2:] == (10, 10)
     # replay the offsets the pipeline drew, then crop by hand
-    theta, _ = Pipeline([Pad(3), Jitter(6)], output_size=None).sample(
-        4, (10, 10), torch.Generator().manual_seed(5)
+    theta, _ = affine_grid_theta(
+        Pipeline([Pad(3), Jitter(6)], output_size=None),
+        4,
+        (10, 10),
+        torch.Generator().manual_seed(5),
     )
     padded = torch.nn.functional.pad(x, (3, 3, 3, 3), value=0.5)
     for i in range(4):
@@ -50,7 +54,7 @@ def test_seeded_and_per_element():
     b = pipe(x, torch.Generator().manual_seed(1))
     c = pipe(x, torch.Generator().manual_seed(2))
     assert torch.equal(a, b) and not torch.equal(a, c)
-    theta, _ = pipe.sample(6, (20, 20), torch.Generator().manual_seed(1))
+    theta, _ = affine_grid_theta(pipe, 6, (20, 20), torch.Generator().manual_seed(1))
     assert (
         len({tuple(t.flatten().tolist()) for t in theta}) > 1
     )  # elements get their own transforms

@@ -6,7 +6,7 @@ from . import objectives
 from .errors import PreimageError
 from .models import VisionModel, load_model, wrap_model
 from .objectives import Objective
-from .params import Box, FixedNorm, ImageParam, PixelNormBound
+from .params import ImageParam, PixelNormBound
 from .render import Convergence, RenderResult, render
 from .transforms import parse_transforms
 
@@ -17,8 +17,6 @@ __all__ = [
     "load_model",
     "wrap_model",
     "Objective",
-    "Box",
-    "FixedNorm",
     "ImageParam",
     "PixelNormBound",
     "Convergence",

@@ -54,7 +54,7 @@ class WindowedCrops(Pipeline):
     positions instead of random ones.
     """
 
-    def __init__(self, size, k=16, stride=None):
+    def __init__(self, size, k=16):
         super().__init__([], output_size=None)
         self.size, self.k = int(size), int(k)
         self.fill = 0.0

@@ -138,13 +138,6 @@ class Objective:
         return f"Objective({' '.join(f'{w:+g}*{leaf.name}' for w, leaf in self.terms())})"
 
 
-def weighted_sum(objectives, weights):
-    total = 0
-    for obj, w in zip(objectives, weights):
-        total = total + w * obj
-    return total
-
-
 # -- batch selection -----------------------------------------------------------------------
 
 

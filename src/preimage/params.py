@@ -173,35 +173,6 @@ class NormalizedParam(nn.Module):
 # -- constraints: projections applied to the images after each optimizer step -----------------
 
 
-class Box:
-    """Clamp every pixel into [lo, hi] (display space)."""
-
-    def __init__(self, lo=0.0, hi=1.0):
-        self.lo, self.hi = lo, hi
-
-    def __call__(self, images, model):
-        return images.clamp(self.lo, self.hi)
-
-    def describe(self):
-        return {"type": "box", "lo": self.lo, "hi": self.hi}
-
-
-class FixedNorm:
-    """Fix each image's L2 norm in the network's centred input units (Cadena et al. §3.2)."""
-
-    def __init__(self, norm):
-        self.norm = float(norm)
-
-    def __call__(self, images, model):
-        scale, shift = model.centering(images)
-        centred = images * scale + shift
-        norms = centred.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        return (centred * (self.norm / norms) - shift) / scale
-
-    def describe(self):
-        return {"type": "fixed_norm", "norm": self.norm}
-
-
 class PixelNormBound:
     """Project each pixel's RGB vector into the ball of radius B+ (Mahendran & Vedaldi eq. 6)."""
 

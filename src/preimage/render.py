@@ -131,8 +131,7 @@ def render(
     model: a VisionModel. objective: an Objective giving (N,) scores.
     param: 'pixel', 'fourier', an ImageParam or a NormalizedParam. transforms: a preset name, a
     spec string or a Pipeline. optimizer: 'adam' or 'adagrad-momentum'.
-    constraints: projections applied after each step (params.Box, FixedNorm,
-    PixelNormBound). stop: a Convergence (or None for exactly ``steps``).
+    constraints: projections applied after each step (such as params.PixelNormBound). stop: a Convergence (or None for exactly ``steps``).
     init: images (N x 3 x H x W in [0, 1]) to start from instead of noise.
     """
     device = model.device

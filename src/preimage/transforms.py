@@ -116,7 +116,6 @@ class Pipeline:
         self.steps = list(steps)
         self.output_size = output_size
         self.fill = fill
-        self._cache = {}
 
     def __bool__(self):
         return bool(self.steps)
@@ -150,17 +149,6 @@ class Pipeline:
             )
             total = total @ np.diag([canvas[1] / out[1], canvas[0] / out[0], 1.0])
         return total, out
-
-    def sample(self, n, hw, generator=None):
-        """Per element: a 2 x 3 affine_grid matrix (float32 tensor, align_corners=False) and the
-        output size.
-        """
-        total, out = self.matrices(n, hw, generator)
-        # centred pixels -> grid_sample's normalised coordinates (align_corners=False)
-        to_norm = np.diag([2.0 / hw[1], 2.0 / hw[0], 1.0])
-        from_norm = np.diag([out[1] / 2.0, out[0] / 2.0, 1.0])
-        theta = (to_norm @ total @ from_norm)[:, :2, :]
-        return torch.from_numpy(theta.astype(np.float32)), out
 
     def canvas(self, hw):
         """The output size for an input of size hw."""
