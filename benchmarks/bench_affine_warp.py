@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 import preimage
-from preimage import affine_warp
 from preimage import objectives as O
-from preimage.cpu_memory import keep_freed_memory
-from preimage.transforms import parse_transforms
+from preimage.engine.fast import affine_warp
+from preimage.engine.fast.cpu_memory import keep_freed_memory
+from preimage.engine.transforms import parse_transforms
 
 
 def resample(n, compiled, reps, generator):

@@ -20,7 +20,7 @@ import time
 import torch
 
 import preimage
-from preimage import diverse as D
+from preimage.methods.cadena import diverse as D
 from preimage.models.layers import capture
 
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 PASS = """
 import resource, sys, time, torch
 import preimage
-from preimage.cpu_memory import keep_freed_memory
+from preimage.engine.fast.cpu_memory import keep_freed_memory
 from preimage.models.layers import capture
 if sys.argv[1] == "kept":
     keep_freed_memory()
@@ -81,8 +81,8 @@ def forward_backward(conv):
 
 
 def main():
-    from preimage.cpu_memory import keep_freed_memory
-    from preimage.models.frozen_conv import frozen_conv2d
+    from preimage.engine.fast.cpu_memory import keep_freed_memory
+    from preimage.models.fast.frozen_conv import frozen_conv2d
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
@@ -150,7 +150,7 @@ def main():
 
     print("4. bare forward + backward, 24 images to _blocks.2, through the fast copy")
     import preimage
-    from preimage.models import fusion
+    from preimage.models.fast import fusion
     from preimage.models.layers import capture
 
     fused = preimage.load_model("efficientnet_lite0")
@@ -182,7 +182,7 @@ def main():
         " product, or oneDNN's backward"
     )
     from preimage import objectives as O
-    from preimage.models import frozen_conv
+    from preimage.models.fast import frozen_conv
 
     shortcut = frozen_conv._constant_over_space
 

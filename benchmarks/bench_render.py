@@ -42,7 +42,7 @@ import torch
 
 import preimage
 from preimage import objectives as O
-from preimage.cpu_memory import keep_freed_memory
+from preimage.engine.fast.cpu_memory import keep_freed_memory
 from preimage.models.layers import capture
 
 CASES = [

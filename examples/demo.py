@@ -24,9 +24,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 import preimage  # noqa: E402
-from preimage.images import save_json, to_uint8  # noqa: E402
-from preimage.store import save_render  # noqa: E402
-from preimage.visualize import visualize  # noqa: E402
+from preimage.io.images import save_json, to_uint8  # noqa: E402
+from preimage.io.store import save_render  # noqa: E402
+from preimage.methods.visualize import visualize  # noqa: E402
 
 LAYERS = ["_blocks.0", "_blocks.3", "_blocks.6", "_blocks.10", "_blocks.14"]
 

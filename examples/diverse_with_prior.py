@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from preimage import objectives as O
-from preimage.diverse import diverse
-from preimage.figures import image_rows
-from preimage.images import save_json
+from preimage.io.figures import image_rows
+from preimage.io.images import save_json
+from preimage.methods.cadena.diverse import diverse
 from preimage.models import load_model
-from preimage.prior import load_prior
+from preimage.priors.training import load_prior
 
 
 def main(argv=None):

@@ -20,9 +20,9 @@ from __future__ import annotations
 import torch
 
 import preimage
-from preimage import natural_preimages as NP
 from preimage import objectives as O
-from preimage.images import SAMPLE_IMAGES, sample_images
+from preimage.io.images import SAMPLE_IMAGES, sample_images
+from preimage.methods.mahendran import preimages as NP
 
 
 def energy_per_pixel(result):

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from preimage.figures import pyplot, save_figure
+from preimage.io.figures import pyplot, save_figure
 
 
 def main(argv=None):

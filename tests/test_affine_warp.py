@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from grid_theta import affine_grid_theta
 
-from preimage import affine_warp
-from preimage.transforms import Pipeline, parse_transforms
+from preimage.engine.fast import affine_warp
+from preimage.engine.transforms import Pipeline, parse_transforms
 
 
 def _maps(n, seed):
@@ -171,8 +171,9 @@ def test_first_use_leaves_torch_thread_count_alone():
     import sys
 
     code = (
-        "import numpy as np, torch\ntorch.set_num_threads(1)\nfrom preimage import affine_warp as"
-        " W\nx = torch.rand(2, 3, 8, 8, requires_grad=True)\nW.warp(x,"
+        "import numpy as np, torch\ntorch.set_num_threads(1)\n"
+        "from preimage.engine.fast import affine_warp as W\n"
+        "x = torch.rand(2, 3, 8, 8, requires_grad=True)\nW.warp(x,"
         " W.coefficients(np.repeat(np.eye(3)[None], 2, 0), (8, 8), (8, 8)), (8,"
         " 8)).sum().backward()\nprint(torch.get_num_threads())\n"
     )

@@ -357,7 +357,7 @@ def test_plan_prints_jobs_image_steps_and_time(tmp_path):
 
 def test_report_escapes_names(tmp_path):
     from preimage.atlas.catalog import Catalog
-    from preimage.report import write_report
+    from preimage.atlas.report import write_report
 
     evil = '<script>alert("x")</script>&'
     png = tmp_path / "jobs" / "j" / "a b.png"
@@ -433,7 +433,7 @@ def _dump(browser, page):
 def test_report_loads_in_headless_chromium_with_every_image(killed_and_resumed, tmp_path):
     import re
 
-    from preimage.report import write_report
+    from preimage.atlas.report import write_report
 
     browser = _chromium()
     folder, _, _ = killed_and_resumed

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import preimage
-from preimage import diverse as D
-from preimage.models.v1_cells import WAVELENGTH, grating
+from preimage.methods.cadena import diverse as D
+from preimage.models.zoo.v1_cells import WAVELENGTH, grating
 
 
 def _phases(model, images):

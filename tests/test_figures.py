@@ -2,7 +2,7 @@
 
 from PIL import Image
 
-from preimage import figures
+from preimage.io import figures
 
 
 def _legend_texts(monkeypatch, draw):

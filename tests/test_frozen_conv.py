@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from preimage.models.frozen_conv import frozen_conv2d
+from preimage.models.fast.frozen_conv import frozen_conv2d
 from preimage.models.layers import capture
 
 CONFIGS = [
@@ -49,7 +49,7 @@ def test_input_gradient_is_autograds(cin, cout, groups, k, stride, pad, size, ch
 @pytest.mark.parametrize("phase_kernels", [True, False])
 @pytest.mark.parametrize("clamp", [(0.0, 6.0), (0.0, float("inf"))], ids=["relu6", "relu"])
 def test_fused_activation_values_and_gradient(phase_kernels, clamp):
-    from preimage.models.frozen_conv import _FrozenConv2d, _phase_kernel
+    from preimage.models.fast.frozen_conv import _FrozenConv2d, _phase_kernel
 
     g = torch.Generator().manual_seed(3)
     x = (3 * torch.randn(2, 4, 9, 9, generator=g)).contiguous(memory_format=torch.channels_last)
@@ -70,7 +70,7 @@ def test_fused_activation_values_and_gradient(phase_kernels, clamp):
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_pointwise_gradient_of_a_spatial_mean_is_one_broadcast_product(channels_last):
-    from preimage.models.frozen_conv import _FrozenConv2d
+    from preimage.models.fast.frozen_conv import _FrozenConv2d
 
     g = torch.Generator().manual_seed(5)
     x = torch.randn(3, 5, 7, 6, generator=g, dtype=torch.float64)
@@ -105,8 +105,8 @@ def test_pointwise_gradient_of_a_spatial_mean_is_one_broadcast_product(channels_
 @pytest.mark.parametrize("layer", ["_blocks.0", "_blocks.2"])
 def test_lite0_channel_gradients_through_the_pointwise_shortcut(lite0, layer, monkeypatch):
     from preimage import objectives as O
-    from preimage.models import frozen_conv
-    from preimage.objectives import Context
+    from preimage.engine.objectives import Context
+    from preimage.models.fast import frozen_conv
 
     taken = []
     check = frozen_conv._constant_over_space
@@ -207,7 +207,7 @@ def test_alexnet_copy_shares_the_weights_and_keeps_the_gradients(alexnet):
 FAULTS = """
 import resource, statistics, sys, torch
 import preimage
-from preimage.cpu_memory import keep_freed_memory
+from preimage.engine.fast.cpu_memory import keep_freed_memory
 from preimage.models.layers import capture
 if sys.argv[1] == "keep":
     assert keep_freed_memory()

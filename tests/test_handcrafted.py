@@ -13,8 +13,8 @@ from cyvlfeat.sift import dsift as vl_dsift
 
 import preimage
 from preimage.errors import PreimageError
-from preimage.images import sample_images
-from preimage.models.handcrafted import DSIFT, HOG
+from preimage.io.images import sample_images
+from preimage.models.zoo.handcrafted import DSIFT, HOG
 
 TOLERANCE = 1e-4
 SIZES = (64, 93, 130)  # 93 and 130 are not multiples of the cell size

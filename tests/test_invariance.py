@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import preimage
-from preimage import invariance as I
+from preimage.methods.cadena import invariance as I
 
 FAST = dict(steps=300, sweep_kwargs={"lambdas": [0.0, 0.64, 2.56, 10.24]})
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import preimage
-from preimage.images import sample_images
+from preimage.io.images import sample_images
 from preimage.models.layers import capture
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import preimage
-from preimage import natural_preimages as NP
 from preimage import objectives as O
 from preimage.cli import main
-from preimage.images import sample_images
+from preimage.io.images import sample_images
+from preimage.methods.mahendran import preimages as NP
 
 
 @pytest.mark.parametrize(

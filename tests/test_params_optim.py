@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import preimage
-from preimage.optim import AdaGradMomentum
-from preimage.params import ImageParam, PixelNormBound, fourier_scale
+from preimage.engine.optim import AdaGradMomentum
+from preimage.engine.params import ImageParam, PixelNormBound, fourier_scale
 
 
 @pytest.mark.parametrize("basis", ["pixel", "fourier"])
@@ -66,7 +66,7 @@ def test_adagrad_momentum_follows_algorithm_1():
 def test_unknown_choices_are_named():
     with pytest.raises(preimage.PreimageError, match="valid: pixel, fourier"):
         ImageParam(1, 8, basis="wavelet")
-    from preimage.optim import make_optimizer
+    from preimage.engine.optim import make_optimizer
 
     with pytest.raises(preimage.PreimageError, match="adam, adagrad-momentum"):
         make_optimizer("sgd", [torch.nn.Parameter(torch.zeros(1))], 0.1)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from preimage import objectives as O
-from preimage.pixelcnn import PixelCNNPP, PixelCNNPrior, mixture_log_prob
-from preimage.prior import gaussian_bpd, load_prior, natural_arrays, patches, train
+from preimage.priors.pixelcnn import PixelCNNPP, PixelCNNPrior, mixture_log_prob
+from preimage.priors.training import gaussian_bpd, load_prior, natural_arrays, patches, train
 
 
 def _sigmoid(v):
@@ -278,7 +278,7 @@ def test_prior_flags_reach_every_method(tmp_path, capsys):
 
 def test_packaged_prior_ranks_natural_above_visualizations_above_noise():
     import preimage
-    from preimage.visualize import visualize
+    from preimage.methods.visualize import visualize
 
     prior = load_prior("default")
     assert prior.describe()["steps"] > 0

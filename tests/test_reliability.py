@@ -10,8 +10,8 @@ import torch
 
 import preimage
 from preimage.cli import main
-from preimage.reliability import repeat_statistics
-from preimage.study import depth_layers, tv_value
+from preimage.methods.finzi.reliability import repeat_statistics
+from preimage.methods.finzi.study import depth_layers, tv_value
 
 
 def run(argv, capsys):

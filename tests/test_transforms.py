@@ -3,7 +3,7 @@
 import torch
 from grid_theta import affine_grid_theta
 
-from preimage.transforms import FINZI, Jitter, Pad, Pipeline, Rotate, Scale, parse_transforms
+from preimage.engine.transforms import FINZI, Jitter, Pad, Pipeline, Rotate, Scale, parse_transforms
 
 
 def test_identity_steps_change_nothing():

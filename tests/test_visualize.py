@@ -2,7 +2,7 @@
 
 import torch
 
-from preimage.visualize import visualize
+from preimage.methods.visualize import visualize
 
 
 def test_visualizations_beat_natural_patches(lite0):

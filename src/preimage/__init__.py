@@ -2,13 +2,13 @@
 
 __version__ = "0.1.0"
 
-from . import objectives
+from .engine import objectives
 from .errors import PreimageError
 from .models import VisionModel, load_model, wrap_model
-from .objectives import Objective
-from .params import ImageParam, PixelNormBound
-from .render import Convergence, RenderResult, render
-from .transforms import parse_transforms
+from .engine.objectives import Objective
+from .engine.params import ImageParam, PixelNormBound
+from .engine.render import Convergence, RenderResult, render
+from .engine.transforms import parse_transforms
 
 __all__ = [
     "objectives",

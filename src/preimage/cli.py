@@ -70,8 +70,8 @@ def cmd_layers(args):
 
 
 def cmd_visualize(args):
-    from .store import save_render
-    from .visualize import visualize
+    from .io.store import save_render
+    from .methods.visualize import visualize
 
     model = _load(args)
     result, extra = visualize(
@@ -160,7 +160,7 @@ def _energy(args, constants, model=None, images=None):
 
     constants: what ``_energy_args`` returned.
     """
-    from .natural_preimages import Energy
+    from .methods.mahendran.preimages import Energy
 
     given, measure = constants
     if not measure:
@@ -216,9 +216,9 @@ def _numbers(text, flag):
 
 
 def cmd_invert(args):
-    from .images import load_image_arg
-    from .natural_preimages import feature_mask, invert, window_box
-    from .store import save_preimages
+    from .io.images import load_image_arg
+    from .methods.mahendran.preimages import feature_mask, invert, window_box
+    from .io.store import save_preimages
 
     constants = _energy_args(args)  # bad values before any loading
     model = _load(args)
@@ -281,9 +281,9 @@ def cmd_invert(args):
 
 
 def cmd_caricature(args):
-    from .images import load_image_arg
-    from .natural_preimages import caricature
-    from .store import save_preimages
+    from .io.images import load_image_arg
+    from .methods.mahendran.preimages import caricature
+    from .io.store import save_preimages
 
     constants = _energy_args(args)  # bad values before any loading
     model = _load(args)
@@ -333,10 +333,10 @@ def cmd_caricature(args):
 
 
 def cmd_maximize(args):
-    from .images import load_folder, natural_crops
-    from .natural_preimages import maximize
-    from .store import save_preimages
-    from .targets import parse_target
+    from .io.images import load_folder, natural_crops
+    from .methods.mahendran.preimages import maximize
+    from .io.store import save_preimages
+    from .engine.targets import parse_target
 
     constants = _energy_args(args)  # bad values before any loading
     model = _load(args)
@@ -391,10 +391,10 @@ def cmd_maximize(args):
 
 
 def cmd_invert_table(args):
-    from .images import SAMPLE_IMAGES, load_folder, sample_images
-    from .inversion_table import column_name, inversion_table, write_table
+    from .io.images import SAMPLE_IMAGES, load_folder, sample_images
+    from .methods.mahendran.table import column_name, inversion_table, write_table
     from .models import load_model
-    from .natural_preimages import HAND_CRAFTED
+    from .methods.mahendran.preimages import HAND_CRAFTED
 
     constants = _energy_args(args)  # bad values before any loading
     names = [m for m in args.model.split(",") if m]
@@ -468,11 +468,11 @@ def cmd_invert_table(args):
 
 
 def cmd_diverse(args):
-    from .diverse import LAMBDAS, PIXELS, diverse
-    from .images import load_folder
+    from .methods.cadena.diverse import LAMBDAS, PIXELS, diverse
+    from .io.images import load_folder
     from .models import load_model
-    from .store import save_diverse
-    from .targets import parse_target
+    from .io.store import save_diverse
+    from .engine.targets import parse_target
 
     model = _load(args)
     elements = parse_target(model, args.target, None, unit_mode=True)
@@ -513,7 +513,7 @@ def cmd_diverse(args):
         progress=not args.quiet,
     )
     if prior is not None:
-        from . import objectives as O
+        from .engine import objectives as O
 
         kw.update(prior=O.log_prior(prior.to(model.device)), alpha=alpha)
     sweeps = diverse(model, layer, channels, **kw)
@@ -566,9 +566,9 @@ def cmd_diverse(args):
 def cmd_invariance(args):
     import time
 
-    from .invariance import invariance
-    from .store import save_invariance
-    from .targets import parse_target
+    from .methods.cadena.invariance import invariance
+    from .io.store import save_invariance
+    from .engine.targets import parse_target
 
     start = time.perf_counter()
 
@@ -656,8 +656,8 @@ def _classifier(args, model):
 
 
 def cmd_reliability(args):
-    from .reliability import reliability
-    from .store import save_reliability
+    from .methods.finzi.reliability import reliability
+    from .io.store import save_reliability
 
     model = _load(args)
     classifier = _classifier(args, model)
@@ -706,8 +706,8 @@ def cmd_reliability(args):
 
 def cmd_study(args):
     from .models import load_model
-    from .store import save_study
-    from .study import between_conditions, conditions, run_study
+    from .io.store import save_study
+    from .methods.finzi.study import between_conditions, conditions, run_study
 
     specs = [m for m in args.model.split(",") if m]
     if not specs:
@@ -748,7 +748,7 @@ def cmd_study(args):
             f"bad --repeats {args.repeats}; a study needs at least 2 repeats per condition"
         )
     classifiers = [_classifier(args, m) for m in models]
-    from .reliability import _repeatable_target
+    from .methods.finzi.reliability import _repeatable_target
 
     for m, t in zip(models, targets):
         _repeatable_target(m, t, args.size or m.input_size, args.unit)
@@ -801,11 +801,11 @@ def cmd_study(args):
 
 def _depth_study(args, models, config):
     """Finzi Fig. 8: one channel at every depth of each network, one batch per network."""
-    from .figures import image_rows
-    from .images import save_json
-    from .store import save_render
-    from .study import depth_layers
-    from .visualize import visualize
+    from .io.figures import image_rows
+    from .io.images import save_json
+    from .io.store import save_render
+    from .methods.finzi.study import depth_layers
+    from .methods.visualize import visualize
 
     if args.layers and len(models) > 1:
         raise PreimageError(
@@ -1008,7 +1008,7 @@ def cmd_atlas(args):
 
 
 def cmd_report(args):
-    from .report import write_report
+    from .atlas.report import write_report
 
     index, counts = write_report(args.dir)
     print(f"wrote {counts['unit_pages']} unit pages over {counts['layers']} layers; open {index}")
@@ -1039,7 +1039,7 @@ def _prior(args):
                 " default or --prior FILE too"
             )
         return None
-    from .prior import load_prior
+    from .priors.training import load_prior
 
     return load_prior(args.prior, args.device)
 
@@ -1062,8 +1062,8 @@ def _prior_weight(args):
 
 
 def cmd_prior(args):
-    from .images import save_json
-    from .prior import evaluate, export, load_prior, train
+    from .io.images import save_json
+    from .priors.training import evaluate, export, load_prior, train
 
     if args.action == "train":
         if args.patch < 4 or args.steps < 1 or args.batch < 1:
@@ -1272,7 +1272,7 @@ def _preimage_args(p, steps=300):
 
 
 def build_parser():
-    from .optim import OPTIMIZERS
+    from .engine.optim import OPTIMIZERS
 
     parser = _Parser(
         prog="preimage",

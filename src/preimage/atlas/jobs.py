@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from ..store import environment
+from ..io.store import environment
 
 _MODELS = {}
 
@@ -93,8 +93,8 @@ def _unit(spec, unit, method, metrics, artifacts):
 
 
 def _visualize(model, spec, out):
-    from ..images import save_grid, save_npz, save_png
-    from ..visualize import visualize
+    from ..io.images import save_grid, save_npz, save_png
+    from ..methods.visualize import visualize
 
     size = spec["settings"]["size"]
     targets = [f"{spec['layer']}:{c}" for c in spec["units"]]
@@ -133,7 +133,7 @@ def _visualize(model, spec, out):
 
 
 def _diverse_kw(spec):
-    from ..diverse import LAMBDAS
+    from ..methods.cadena.diverse import LAMBDAS
 
     s = spec["settings"]
     return {
@@ -147,8 +147,8 @@ def _diverse_kw(spec):
 
 def _save_sweep(sweep, out):
     """The λ rows, the trade-off curve and the chosen λ's images of one unit."""
-    from .. import figures
-    from ..images import save_grid
+    from ..io import figures
+    from ..io.images import save_grid
 
     c = sweep.channel
     names = {
@@ -193,8 +193,8 @@ def _sweep_arrays(sweeps):
 
 
 def _diverse(model, spec, out):
-    from ..diverse import diverse
-    from ..images import save_npz
+    from ..methods.cadena.diverse import diverse
+    from ..io.images import save_npz
 
     sweeps = diverse(model, spec["layer"], spec["units"], **_diverse_kw(spec))
     units = []
@@ -208,9 +208,9 @@ def _diverse(model, spec, out):
 
 def _invariance(model, spec, out):
     """Both indices; the λ sweep they start from is saved as the units' diverse result too."""
-    from .. import figures
-    from ..images import save_npz
-    from ..invariance import invariance
+    from ..io import figures
+    from ..io.images import save_npz
+    from ..methods.cadena.invariance import invariance
 
     kw = _diverse_kw(spec)
     results, sweeps = invariance(
@@ -255,10 +255,10 @@ def _invariance(model, spec, out):
 
 def _reliability(model, spec, out):
     """Every unit's repeats in one batch, then Finzi's agreement statistics per unit."""
-    from .. import figures
-    from ..images import save_grid, save_npz
-    from ..reliability import logits_and_features, repeat_statistics
-    from ..visualize import visualize
+    from ..io import figures
+    from ..io.images import save_grid, save_npz
+    from ..methods.finzi.reliability import logits_and_features, repeat_statistics
+    from ..methods.visualize import visualize
 
     repeats = spec["settings"]["repeats"]
     targets = [f"{spec['layer']}:{c}" for c in spec["units"] for _ in range(repeats)]

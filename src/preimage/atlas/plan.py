@@ -103,7 +103,7 @@ def image_size(model, layer, method, settings):
     --size.
     """
     if method in ("diverse", "invariance"):
-        from ..diverse import sweep_size
+        from ..methods.cadena.diverse import sweep_size
 
         return sweep_size(model, layer)
     return int(settings.size or model.input_size)
@@ -111,7 +111,7 @@ def image_size(model, layer, method, settings):
 
 def images_per_step(method, units, settings):
     """Images that go through the network at each step (the cost unit of a job)."""
-    from ..diverse import LAMBDAS
+    from ..methods.cadena.diverse import LAMBDAS
 
     lambdas = len(settings.lambdas or LAMBDAS)
     per_unit = {

@@ -83,7 +83,7 @@ class VisionModel:
             return self.module
         version = self._weights_version()
         if self._fused is None or self._fused[2] != version:
-            from .fusion import fuse
+            from .fast.fusion import fuse
 
             x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
             self._fused = (*fuse(self.module, self.preprocess(x)), version)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from .cpu_memory import keep_freed_memory
-from .errors import PreimageError
-from .models.layers import capture
+from .fast.cpu_memory import keep_freed_memory
+from ..errors import PreimageError
+from ..models.layers import capture
 from .objectives import Context
 from .optim import make_optimizer
 from .params import ImageParam, NormalizedParam

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import objectives as O
-from .errors import PreimageError
-from .images import SAMPLE_IMAGES, _rgb
-from .params import ImageParam, NormalizedParam
-from .render import Convergence, render
+from ...engine import objectives as O
+from ...errors import PreimageError
+from ...io.images import SAMPLE_IMAGES, _rgb
+from ...engine.params import ImageParam, NormalizedParam
+from ...engine.render import Convergence, render
 
 LAMBDAS = (0.0,) + tuple(round(0.02 * 2**k, 6) for k in range(11))  # 0, 0.02, 0.04, ..., 20.48
 PIXELS = "pixels"

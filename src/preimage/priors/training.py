@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import PreimageError
-from .images import IMAGE_SUFFIXES, SAMPLE_IMAGES, _rgb, atomic_write
+from ..errors import PreimageError
+from ..io.images import IMAGE_SUFFIXES, SAMPLE_IMAGES, _rgb, atomic_write
 from .pixelcnn import PixelCNNPP, PixelCNNPrior
 
 HELD_OUT_SHARE = 0.2

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import objectives as O
-from .errors import PreimageError
+from ...engine import objectives as O
+from ...errors import PreimageError
 from .reliability import condition_correlation, reliability
 
 STUDIES = ("tv", "preprocessing", "depths")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import PreimageError
+from ..errors import PreimageError
 
 
 class Context:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import PreimageError
+from ..errors import PreimageError
 
 # scikit-image's natural colour photographs (the grey ones are expanded to RGB)
 SAMPLE_IMAGES = (
@@ -210,7 +210,7 @@ def load_image_arg(spec, size):
     if spec.startswith("sample:"):
         name = spec[len("sample:") :]
         if name not in SAMPLE_IMAGES:
-            from .errors import suggest
+            from ..errors import suggest
 
             raise PreimageError(
                 f"unknown sample image {name!r}; valid: {suggest(name, SAMPLE_IMAGES)}"

@@ -45,8 +45,8 @@ import math
 import torch
 from torch import nn
 
-from .base import VisionModel
-from .registry import register
+from ..base import VisionModel
+from ..registry import register
 
 SIZE = 32
 WAVELENGTH = 8.0
@@ -174,7 +174,7 @@ def hw_phases_and_weights():
 
 def _wrap(module, name, weights, preceding=None):
     if weights not in (None, "none"):
-        from ..errors import PreimageError
+        from ...errors import PreimageError
 
         raise PreimageError(
             f"bad weights {weights!r} for {name}: toy cells are fixed models with no weights to"

@@ -16,12 +16,12 @@ import time
 from collections import defaultdict
 from urllib.parse import quote
 
-from . import figures
-from .atlas.catalog import Catalog
-from .atlas.run import CATALOG
-from .errors import PreimageError
-from .images import atomic_write
-from .store import safe_name
+from ..io import figures
+from .catalog import Catalog
+from .run import CATALOG
+from ..errors import PreimageError
+from ..io.images import atomic_write
+from ..io.store import safe_name
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}

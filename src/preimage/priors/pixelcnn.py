@@ -266,7 +266,7 @@ class PixelCNNPrior(nn.Module):
 
     def checkpoint(self):
         return {
-            "format": "preimage.pixelcnn/1",
+            "format": "preimage.priors.pixelcnn/1",
             "config": self.network.config,
             "state_dict": self.network.state_dict(),
             "patch": self.patch,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import objectives as O
-from .errors import PreimageError, suggest
+from ..errors import PreimageError, suggest
 
 GRAMMAR = (
     "LAYER, LAYER:C, LAYER:C@Y,X, LAYER:all, LAYER:A-B, LAYER:dir=FILE.npy, class:N or class:NAME"

@@ -24,11 +24,11 @@ from itertools import combinations
 import numpy as np
 import torch
 
-from . import objectives as O
+from ...engine import objectives as O
 from .diverse import diverse, natural_patch_norm
-from .params import ImageParam, NormalizedParam
-from .render import Convergence, render
-from .transforms import Pipeline
+from ...engine.params import ImageParam, NormalizedParam
+from ...engine.render import Convergence, render
+from ...engine.transforms import Pipeline
 
 SIGMA_RATIO = 2.5  # receptive field / σ of the window
 

@@ -13,9 +13,9 @@ import os
 
 import numpy as np
 
-from .figures import pyplot, save_figure
-from .images import atomic_write, save_json, save_npz, to_uint8
-from .natural_preimages import bounded_photograph_error, invert, paper_C
+from ...io.figures import pyplot, save_figure
+from ...io.images import atomic_write, save_json, save_npz, to_uint8
+from .preimages import bounded_photograph_error, invert, paper_C
 
 
 def column_name(model, layer, with_model=False):

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import PreimageError
-from .targets import parse_targets
-from .visualize import visualize
+from ...errors import PreimageError
+from ...engine.targets import parse_targets
+from ..visualize import visualize
 
 
 @dataclass

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import torch
 
-from . import __version__
+from .. import __version__
 from .images import save_grid, save_json, save_npz, save_png
 
 
@@ -253,7 +253,7 @@ def save_invariance(runs, out_dir, config, seconds):
     is the model asked for, a second one the comparison.
     """
     from . import figures
-    from .invariance import spearman
+    from ..methods.cadena.invariance import spearman
 
     os.makedirs(out_dir, exist_ok=True)
     summary = {}

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import PreimageError
+from ..errors import PreimageError
 
 # Square root of ImageNet's RGB covariance (Lucid's color_correlation_svd_sqrt),
 # normalised so its largest column has unit norm.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from . import objectives as O
-from .errors import PreimageError
-from .images import natural_crops
-from .render import Convergence, render
-from .targets import build_objective, element_values, parse_targets
+from ..engine import objectives as O
+from ..errors import PreimageError
+from ..io.images import natural_crops
+from ..engine.render import Convergence, render
+from ..engine.targets import build_objective, element_values, parse_targets
 
 
 def visualize(

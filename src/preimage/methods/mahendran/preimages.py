@@ -36,11 +36,11 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from . import objectives as O
-from .errors import PreimageError
-from .params import ImageParam, PixelNormBound
-from .render import render
-from .transforms import Jitter, Pipeline
+from ...engine import objectives as O
+from ...errors import PreimageError
+from ...engine.params import ImageParam, PixelNormBound
+from ...engine.render import render
+from ...engine.transforms import Jitter, Pipeline
 
 PAPER_RANGE = 255.0  # the paper's networks take 0-255 inputs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import PreimageError
+from ..errors import PreimageError
 
 
 class AdaGradMomentum(torch.optim.Optimizer):

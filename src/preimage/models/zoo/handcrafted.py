@@ -118,9 +118,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import PreimageError
-from .base import VisionModel
-from .registry import register
+from ...errors import PreimageError
+from ..base import VisionModel
+from ..registry import register
 
 # ImageNet's mean colour in 0-255 units: removed by preprocessing (HOG and SIFT only see
 # differences)
