@@ -248,6 +248,32 @@ ATLAS_RUNS = {
 }
 
 
+# Where the restructured code writes what the old code wrote (same values, new layout). A
+# layout change may also add or merge axes (a unit or target axis): the values, in order, must
+# be the same bits.
+RENAMED = {
+    ("cli", "invariance_compare"): {
+        "energy_complex_cell_none_result.npz:": "result.npz:",
+        "simple_cell_none_result.npz:": "compare/result.npz:",
+    },
+    ("atlas", "diverse"): {"result.npz:units": "result.npz:channels"},
+    ("atlas", "invariance"): {"result.npz:units": "result.npz:channels"},
+}
+# Arrays the old layout had and the new one does not, with the reason.
+DROPPED = {
+    ("atlas", "visualize"): {"result.npz:units": "the labels of the targets replace it"},
+    ("atlas", "reliability"): {"result.npz:units": "the target axis of the arrays replaces it"},
+}
+
+
+def recorded_name(entry, name, key):
+    """The name a recorded array has in the restructured layout."""
+    for old, new in RENAMED.get((entry, name), {}).items():
+        if key.startswith(old):
+            return new + key[len(old) :]
+    return key
+
+
 def arrays(folder):
     """{'relative/path.npz:key': array} of every npz a run wrote, float arrays as float32."""
     out = {}

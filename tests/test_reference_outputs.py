@@ -27,11 +27,16 @@ def _environment_matches():
 def _compare(entry, name, found):
     with np.load(os.path.join(R.FIXTURES, entry, f"{name}.npz")) as z:
         expected = {k: z[k] for k in z.files}
-    assert sorted(found) == sorted(expected), f"{entry}/{name}: array names differ"
+    dropped = R.DROPPED.get((entry, name), {})
     exact, recorded = _environment_matches()
     for key, want in expected.items():
-        got = found[key]
-        assert got.shape == want.shape and got.dtype == want.dtype, (key, got.shape, want.shape)
+        if key in dropped:
+            continue
+        new = R.recorded_name(entry, name, key)
+        assert new in found, f"{entry}/{name}: {key} is not written (as {new}) any more"
+        got = found[new]
+        assert got.dtype == want.dtype and got.size == want.size, (key, got.shape, want.shape)
+        got = got.reshape(want.shape)  # a layout may add or merge axes; the values stay in order
         if exact:
             assert np.array_equal(got, want, equal_nan=True), (
                 f"{entry}/{name} {key}: not bit-identical"

@@ -173,7 +173,7 @@ class Catalog:
     def unit_results(self):
         rows = self.db.execute(
             "SELECT u.layer, u.unit, u.method, u.metrics, u.artifacts, u.job_id FROM unit_results u"
-            " JOIN jobs j ON j.id = u.job_id WHERE j.status = 'done' ORDER BY j.rowid, u.unit"
+            " JOIN jobs j ON j.id = u.job_id WHERE j.status = 'done' ORDER BY j.finished, j.rowid, u.unit"
         ).fetchall()
         return [
             {

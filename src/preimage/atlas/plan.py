@@ -1,56 +1,70 @@
 """A campaign as jobs: which units, which methods, how they are batched, and how much work each is.
 
-A job is one layer x one method x a chunk of units, described by a plain,
-JSON-able dict (its *spec*) that a worker anywhere can run. The job id is a
-hash of everything that changes the result, so running the same command again
-finds the same ids (and skips what is done), while changing a setting makes
-new jobs next to the old ones.
+A job is one layer x one method x a chunk of units, described by a plain, JSON-able dict (its
+*spec*) that a worker anywhere can run: the model, the layer, the units, and the method's whole
+settings. The job id is a hash of everything that changes the result, so running the same
+command again finds the same ids (and skips what is done), while changing a setting makes new
+jobs next to the old ones. What a method takes from the campaign's settings, how many images a
+job puts through the network and how large they are, the method declares (its ``AtlasUse``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import PreimageError
-
-METHODS = ("visualize", "diverse", "invariance", "reliability")
-# each method's own default step count (the papers'): Cadena et al. ran up to 1000 steps
-DEFAULT_STEPS = {"visualize": 256, "diverse": 1000, "invariance": 1000, "reliability": 256}
-CALIBRATION_PIXELS = 2**19  # the largest batch timed by --plan, in pixels
-CROPS_PER_STEP = 16  # invariance textures: windowed crops per step (invariance.textures)
+from ..methods import get_method, methods
+from ..settings import Settings as _Settings
+from ..settings import at_least, numbers, seed_check, setting
 
 
 @dataclass
-class Settings:
-    """What every job of a campaign shares."""
+class Settings(_Settings):
+    """What every job of a campaign shares; each method takes the fields its ``AtlasUse`` names."""
 
-    model: str | None = None  # the name, for the record; jobs take it from the loaded model
-    weights: str | None = None
-    weights_seed: int = 0
-    device: str = "cpu"
-    steps: int | None = None  # None: each method's default
-    seed: int = 0
-    size: int | None = None  # visualize/reliability image size (default: the model's input size)
-    n: int = 6  # diverse/invariance images per unit
-    lambdas: list = field(default_factory=list)  # empty: the paper's sweep
-    repeats: int = 8  # reliability repeats per unit
-    chunk: int = 8  # units per job
+    model: str = setting(None, "the model's name, for the record", type=str, cli=False)
+    weights: str = setting(None, "the weights workers load", type=str, cli=False)
+    weights_seed: int = setting(0, "the seed of random weights", cli=False)
+    device: str = setting("cpu", "where workers run", cli=False)
+    steps: int = setting(
+        None,
+        "optimization steps of every method (default: each method's own, 256 or the paper's 1000)",
+        type=int,
+        check=at_least(1),
+    )
+    seed: int = setting(0, "seed of every job's optimization", check=seed_check)
+    size: int = setting(
+        None,
+        "image size of visualize and reliability (default: the model's input size)",
+        type=int,
+        check=at_least(1),
+    )
+    n: int = setting(6, "diverse/invariance: images per unit", check=at_least(2))
+    lambdas: list = setting(
+        [],
+        "diverse/invariance: the λ sweep, starting at 0 (default: the paper's 0,0.02,...,20.48)",
+        parse=numbers,
+    )
+    repeats: int = setting(8, "reliability: repeats per unit", check=at_least(2))
+    chunk: int = setting(8, "units per job", check=at_least(1))
 
-    def steps_for(self, method):
-        return int(self.steps or DEFAULT_STEPS[method])
+
+def atlas_methods():
+    """The names of the methods an atlas can run, in the order they are listed."""
+    return [m.name for m in methods() if m.atlas is not None]
 
 
 def parse_methods(text):
-    methods = [m.strip() for m in (text or "").split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if not methods or bad:
+    names = [m.strip() for m in (text or "").split(",") if m.strip()]
+    valid = atlas_methods()
+    bad = [m for m in names if m not in valid]
+    if not names or bad:
         raise PreimageError(
-            f"bad --methods {text!r}; choose from {', '.join(METHODS)}, separated by commas"
+            f"bad --methods {text!r}; choose from {', '.join(valid)}, separated by commas"
         )
-    return list(dict.fromkeys(methods))
+    return list(dict.fromkeys(names))
 
 
 def parse_units(text, channels, layer):
@@ -98,31 +112,6 @@ def job_id(spec):
     return f"{safe_layer}.{spec['method']}.{span}.{digest}"
 
 
-def image_size(model, layer, method, settings):
-    """The side of the optimized images: the unit's receptive field for the Cadena methods, else
-    --size.
-    """
-    if method in ("diverse", "invariance"):
-        from ..methods.cadena.diverse import sweep_size
-
-        return sweep_size(model, layer)
-    return int(settings.size or model.input_size)
-
-
-def images_per_step(method, units, settings):
-    """Images that go through the network at each step (the cost unit of a job)."""
-    from ..methods.cadena.diverse import LAMBDAS
-
-    lambdas = len(settings.lambdas or LAMBDAS)
-    per_unit = {
-        "visualize": 1,
-        "diverse": lambdas * settings.n,
-        "invariance": lambdas * settings.n + CROPS_PER_STEP,
-        "reliability": settings.repeats,
-    }[method]
-    return per_unit * len(units)
-
-
 def loadable_weights(model, settings):
     """(weights, seed) with which a worker loads the same network by name: the settings' if given,
     else read back from the loaded model's record ('imagenet (...)', 'random (seed N)' or a path).
@@ -151,142 +140,60 @@ def loadable_weights(model, settings):
     return record, settings.weights_seed
 
 
-def plan(model, layers, units_text, methods, settings):
+def job_settings(method, settings, layer, units):
+    """The method's settings for a chunk of units: the campaign fields it takes, its own defaults
+    for the rest, and the target naming the units (checked here, before any job runs)."""
+    use = method.atlas
+    given = {f: getattr(settings, f) for f in use.fields if getattr(settings, f) not in (None, [])}
+    return method.settings(**given, **use.target(layer, units))
+
+
+def _spec(model, weights, method, settings, address, chunk):
+    s = job_settings(method, settings, address, chunk)
+    target = method.atlas.target(address, chunk)
+    batch = method.atlas.images_per_step(s, len(chunk))
+    spec = {
+        "model": model.name,
+        "weights": weights[0],
+        "weights_seed": weights[1],
+        "layer": address,
+        "method": method.name,
+        "units": chunk,
+        "settings": {k: v for k, v in s.as_dict().items() if k not in target},
+        "device": settings.device,
+        "image_steps": batch * s.steps,
+        "pixels": method.atlas.image_size(model, address, s),
+        "batch": batch,
+    }
+    spec["id"] = job_id(spec)
+    return spec
+
+
+def plan(model, layers, units_text, names, settings):
     """The job specs of a campaign, in run order (layer by layer).
 
-    When both diverse and invariance are asked for, the invariance job's own
-    λ sweep is the diverse result (the same computation), so no separate
-    diverse job is made for that layer.
+    A method whose result covers another's (the invariance sweep is the diverse result) makes
+    that one's job unnecessary: it is not planned when both are asked for.
     """
-    if settings.chunk < 1:
-        raise PreimageError(f"bad --chunk {settings.chunk}; it must be at least 1")
-    for name, value in (("--steps", settings.steps), ("--size", settings.size)):
-        if value is not None and value < 1:
-            raise PreimageError(f"bad {name} {value}; it must be at least 1")
-    if settings.n < 2:
-        raise PreimageError(f"bad --n {settings.n}; the diversity term needs at least 2 images")
-    if settings.repeats < 2:
-        raise PreimageError(
-            f"bad --repeats {settings.repeats}; reliability needs at least 2 repeats"
-        )
-    if settings.lambdas and (settings.lambdas[0] != 0 or any(v < 0 for v in settings.lambdas)):
-        raise PreimageError(
-            f"bad --lambdas {settings.lambdas}; they must start at 0 (the reference) and be"
-            " non-negative"
-        )
-    if "reliability" in methods and not model.classes:
-        raise PreimageError(
-            f"reliability needs class logits, and {model.name} has none; drop it from --methods"
-        )
-    weights, weights_seed = loadable_weights(model, settings)
-    run = [m for m in methods if not (m == "diverse" and "invariance" in methods)]
+    chosen = [get_method(name) for name in parse_methods(",".join(names))]
+    for m in chosen:
+        if m.atlas.check is not None:
+            m.atlas.check(model)
+    covered = {c for m in chosen for c in m.covers}
+    run = [m for m in chosen if m.name not in covered]
+    weights = loadable_weights(model, settings)
     specs = []
     for layer in layers:
         address = model.resolve_layer(layer)
         info = model.layer_info(layer)
         if len(info.shape) != 3:
             raise PreimageError(
-                f"bad layer {layer!r}: the atlas maps channels of convolutional layers (C x H x W),"
-                f" and {layer} is {tuple(info.shape)}"
+                f"bad layer {layer!r}: the atlas maps channels of convolutional layers"
+                f" (C x H x W), and {layer} is {tuple(info.shape)}"
             )
         units = parse_units(units_text, info.shape[0], layer)
         for method in run:
             for start in range(0, len(units), settings.chunk):
                 chunk = units[start : start + settings.chunk]
-                steps = settings.steps_for(method)
-                spec = {
-                    "model": model.name,
-                    "weights": weights,
-                    "weights_seed": weights_seed,
-                    "layer": address,
-                    "method": method,
-                    "units": chunk,
-                    "steps": steps,
-                    "seed": settings.seed,
-                    "settings": _method_settings(method, settings),
-                    "device": settings.device,
-                }
-                size = image_size(model, address, method, settings)
-                spec["image_steps"] = images_per_step(method, chunk, settings) * steps
-                spec["pixels"] = size
-                spec["batch"] = images_per_step(method, chunk, settings)
-                spec["id"] = job_id(spec)
-                specs.append(spec)
+                specs.append(_spec(model, weights, method, settings, address, chunk))
     return specs
-
-
-def _method_settings(method, settings):
-    if method in ("diverse", "invariance"):
-        return {"n": settings.n, "lambdas": list(settings.lambdas) or None}
-    if method == "reliability":
-        return {"repeats": settings.repeats, "size": settings.size}
-    return {"size": settings.size}
-
-
-def seconds_per_image_step(model, layer, size, batch=2, repeats=2):
-    """Measured forward + backward time of one image through the network up to ``layer`` at size x
-    size.
-    """
-    import torch
-
-    x = torch.rand(batch, 3, size, size, device=model.device, requires_grad=True)
-
-    def once():
-        a = model.activations(x, [layer])[layer]
-        a.float().mean().backward()
-
-    once()  # warm-up: allocations, the fused copy of the network
-    t = time.perf_counter()
-    for _ in range(repeats):
-        once()
-    if model.device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / (repeats * batch)
-
-
-def estimate(model, specs, workers=1, progress=None):
-    """Per layer and in total: jobs, image-steps and estimated seconds, timed on this machine.
-
-    The time is the network's forward and backward passes at each job's image
-    size, measured here, times the job's image-steps; parameterization,
-    transforms and early stopping (which shortens runs) are not counted.
-    """
-    rates, rows = {}, {}
-    for spec in specs:
-        # timed at the job's own batch where it fits, since small images are cheaper per image in a
-        # batch
-        batch = max(1, min(spec["batch"], CALIBRATION_PIXELS // spec["pixels"] ** 2))
-        key = (spec["layer"], spec["pixels"], batch)
-        if key not in rates:
-            rates[key] = seconds_per_image_step(model, spec["layer"], spec["pixels"], batch=batch)
-            if progress:
-                progress(key, rates[key])
-        alias = model.layer_info(spec["layer"]).alias
-        row = rows.setdefault(
-            spec["layer"],
-            {
-                "layer": spec["layer"],
-                "alias": alias or "",
-                "units": set(),
-                "jobs": 0,
-                "image_steps": 0,
-                "seconds": 0.0,
-            },
-        )
-        row["units"].update(spec["units"])
-        row["jobs"] += 1
-        row["image_steps"] += spec["image_steps"]
-        row["seconds"] += spec["image_steps"] * rates[key]
-    table = [{**r, "units": len(r["units"])} for r in rows.values()]
-    total = {
-        "jobs": sum(r["jobs"] for r in table),
-        "image_steps": sum(r["image_steps"] for r in table),
-        "seconds": sum(r["seconds"] for r in table),
-    }
-    total["seconds_per_worker"] = total["seconds"] / max(1, workers)
-    total["workers"] = workers
-    return (
-        table,
-        total,
-        {f"{layer}@{size}px x{batch}": rate for (layer, size, batch), rate in rates.items()},
-    )

@@ -1,5 +1,8 @@
 """`preimage report DIR`: a static, offline HTML view of an atlas campaign.
 
+What a method shows (its sections, its tile, its layer figures) is what its ``ReportUse``
+declares; this module only lays the pages out.
+
 DIR/index.html shows, per layer, a grid of the units (each links to its page)
 and the layer's histograms and scatter plot; DIR/units/LAYER_UNIT.html shows
 everything computed for one unit. Pages link to the job artifacts by relative
@@ -16,12 +19,11 @@ import time
 from collections import defaultdict
 from urllib.parse import quote
 
-from ..io import figures
+from ..errors import PreimageError
+from ..io.files import atomic_write, safe_name
+from ..methods import methods as registered_methods
 from .catalog import Catalog
 from .run import CATALOG
-from ..errors import PreimageError
-from ..io.images import atomic_write
-from ..io.store import safe_name
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
@@ -81,13 +83,16 @@ def _fmt(v, digits=3):
         return "n/a"
     if isinstance(v, float):
         return f"{v:.{digits}g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_fmt(x, digits)}" for k, x in v.items())
     return str(v)
 
 
 def collect(catalog):
-    """{layer: {unit: {method: (metrics, artifacts)}}}, the newest done job winning per (unit, method)."""
+    """{layer: {unit: {method: (metrics, artifacts)}}}, the newest done job winning per (unit,
+    method)."""
     out = defaultdict(lambda: defaultdict(dict))
-    for row in catalog.unit_results():
+    for row in catalog.unit_results():  # oldest finished first: the newest is written last
         out[row["layer"]][row["unit"]][row["method"]] = (row["metrics"], row["artifacts"])
     return out
 
@@ -154,31 +159,36 @@ def _layer_order(jobs, layer):
     return len(jobs)
 
 
-def _thumbnail(methods):
-    for method, role in (("visualize", "image"), ("diverse", "chosen"), ("reliability", "repeats")):
-        if method in methods:
-            return methods[method][1][role]
+def _reported():
+    """The methods the report can show, in the order of their registration."""
+    return [m for m in registered_methods() if m.report is not None]
+
+
+def _thumbnail(units_methods):
+    for m in _reported():
+        role = m.report.thumbnail
+        if role and m.name in units_methods and role in units_methods[m.name][1]:
+            return units_methods[m.name][1][role]
     return None
 
 
 def _layer_section(folder, layer, units):
     tiles = []
     for unit in sorted(units):
-        methods = units[unit]
-        thumb = _thumbnail(methods)
+        found = units[unit]
+        thumb = _thumbnail(found)
         img = (
             f'<img src="{_src(thumb)}" alt="{_e(layer)} unit {unit}">'
             if thumb
             else '<span class="none">no image</span>'
         )
-        notes = []
-        if "invariance" in methods:
-            notes.append(f"SII {_fmt(methods['invariance'][0].get('shift_invariance_index'), 2)}")
-        if "diverse" in methods:
-            notes.append(f"gain {_fmt(methods['diverse'][0].get('diversity_gain'), 2)}")
+        notes = [
+            m.report.note(found[m.name][0])
+            for m in _reported()
+            if m.report.note and m.name in found
+        ]
         tiles.append(
-            '<a class="tile"'
-            f' href="{_src(unit_page_name(layer, unit))}">{img}<br>{unit}<br><span'
+            f'<a class="tile" href="{_src(unit_page_name(layer, unit))}">{img}<br>{unit}<br><span'
             f' class="muted">{_e(", ".join(notes))}</span></a>'
         )
     figs = _layer_figures(folder, layer, units)
@@ -190,24 +200,13 @@ def _layer_section(folder, layer, units):
 
 
 def _layer_figures(folder, layer, units):
-    """Histograms of both invariance indices and the diversity gain, and the SII-LCI scatter, for one layer."""
-    base = f"report/{safe_name(layer)}"
+    """Each method's figures of one layer (histograms, scatter plots), in report/."""
+    prefix = f"report/{safe_name(layer)}"
     out = []
-    inv = [m["invariance"][0] for m in units.values() if "invariance" in m]
-    if inv:
-        pairs = [(u.get("shift_invariance_index"), u.get("linear_combination_index")) for u in inv]
-        paths = figures.invariance_plots({"units": pairs}, folder, prefix=base + "_", title=layer)
-        alts = ("shift invariance histogram", "linear combination histogram", "index scatter")
-        out += [(os.path.relpath(p, folder), alt) for p, alt in zip(paths, alts)]
-    gains = [m["diverse"][0].get("diversity_gain") for m in units.values() if "diverse" in m]
-    if gains:
-        figures.histograms(
-            {"units": gains},
-            os.path.join(folder, base + "_diversity_gain.png"),
-            xlabel="diversity gain: min distance at the chosen λ / at λ = 0",
-            title=layer,
-        )
-        out.append((base + "_diversity_gain.png", "diversity gain histogram"))
+    for m in _reported():
+        rows = [found[m.name][0] for found in units.values() if m.name in found]
+        if rows and m.report.layer_figures:
+            out += m.report.layer_figures(rows, folder, prefix, layer)
     return out
 
 
@@ -216,60 +215,29 @@ def _img(path, alt, large=False):
     return f'<img{size} src="{_src(path, 1)}" alt="{_e(alt)}">'
 
 
-def _unit_page(model, layer, unit, methods):
+def _section(name, section, artifacts):
+    parts = [f"<h2>{_e(section.title)}</h2>"]
+    if section.rows:
+        cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in section.rows)
+        parts.append(f"<table>{cells}</table>")
+    for role, alt, large in section.images:
+        if role in artifacts:
+            parts.append(_img(artifacts[role], f"{name} {alt}", large))
+    if section.text:
+        parts.append(f"<p>{_e(section.text)}</p>")
+    return "".join(parts)
+
+
+def _unit_page(model, layer, unit, found):
     name = f"{layer}:{unit}"
     parts = [
-        (
-            f'<p><a href="../index.html#{_e(safe_name(layer))}">← {_e(model)}'
-            f" atlas</a></p><h1>{_e(name)}</h1>"
-        ),
+        f'<p><a href="../index.html#{_e(safe_name(layer))}">← {_e(model)} atlas</a></p><h1>'
+        f"{_e(name)}</h1>",
         '<div class="unit">',
     ]
-    if "visualize" in methods:
-        m, a = methods["visualize"]
-        parts.append(
-            f"<h2>Visualization</h2>{_img(a['image'], name + ' visualization', large=True)}<p>activation"
-            f" {_fmt(m.get('activation'))}</p>"
-        )
-    if "diverse" in methods:
-        m, a = methods["diverse"]
-        parts.append(
-            "<h2>Diverse images at the chosen λ ="
-            f" {_fmt(m.get('chosen_lambda'))}</h2>{_img(a['chosen'], name + ' diverse images')}"
-            f"<p>diversity gain {_fmt(m.get('diversity_gain'))} (min distance at the chosen λ / at"
-            f" λ = 0); threshold {_fmt(m.get('threshold'))}; "
-            f"distances in {_e(m.get('distance_layer'))}; image {_e(m.get('size'))} px</p>"
-            "<h2>λ rows and the"
-            f" trade-off</h2>{_img(a['lambdas'], name + ' lambda rows')}{_img(a['tradeoff'], name + ' trade-off curve')}"
-        )
-    if "invariance" in methods:
-        m, a = methods["invariance"]
-        parts.append(
-            "<h2>Invariance indices</h2><table>"
-            "<tr><th>shift invariance"
-            f" index</th><td>{_fmt(m.get('shift_invariance_index'))}</td></tr>"
-            "<tr><th>linear combination"
-            f" index</th><td>{_fmt(m.get('linear_combination_index'))}</td></tr>"
-            "<tr><th>template / crop / pair"
-            f" activation</th><td>{_fmt(m.get('template_activation'))} /"
-            f" {_fmt(m.get('crop_activation'))} / {_fmt(m.get('pair_activation'))}</td></tr>"
-            f"</table>{_img(a['panel'], name + ' invariance panel')}"
-        )
-    if "reliability" in methods:
-        m, a = methods["reliability"]
-        sp = m.get("spearman", {})
-        top = m.get("top1_most_common", {})
-        parts.append(
-            "<h2>Reliability</h2><table>"
-            f"<tr><th>repeats</th><td>{_fmt(m.get('repeats'))}</td></tr>"
-            f"<tr><th>most common top-1</th><td>{_e(top.get('name'))} ({_fmt(top.get('count'))} of"
-            f" {_fmt(m.get('repeats'))})</td></tr>"
-            f"<tr><th>top-5 labels shared</th><td>{_fmt(m.get('top5_shared'))}</td></tr>"
-            f"<tr><th>Spearman ρ of logits, mean (min)</th><td>{_fmt(sp.get('mean_rho'))}"
-            f" ({_fmt(sp.get('min_rho'))})</td></tr>"
-            f"<tr><th>pixel / feature correlation</th><td>{_fmt(m.get('pixel_correlation'))} /"
-            f" {_fmt(m.get('feature_correlation'))}</td></tr>"
-            f"</table>{_img(a['repeats'], name + ' repeats')}{_img(a['logits'], name + ' logits')}"
-        )
+    for m in _reported():
+        if m.name in found:
+            metrics, artifacts = found[m.name]
+            parts += [_section(name, sec, artifacts) for sec in m.report.sections(metrics)]
     parts.append("</div>")
     return _page(f"{name} · {model}", "\n".join(parts), depth=1)

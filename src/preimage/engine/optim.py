@@ -1,4 +1,5 @@
-"""Optimizers that torch.optim does not have, and the name -> optimizer table."""
+"""Optimizers: the one torch.optim does not have (Algorithm 1 of Mahendran & Vedaldi), and the
+builder that turns a name and a learning rate into an optimizer."""
 
 from __future__ import annotations
 
@@ -51,14 +52,28 @@ class AdaGradMomentum(torch.optim.Optimizer):
 OPTIMIZERS = ("adam", "adagrad-momentum")
 
 
-def make_optimizer(name, params, lr):
-    if name == "adam":
+class Optimizer:
+    """Which optimizer and learning rate, before there are parameters to optimize.
+
+    ``optimizer(params)`` builds the torch optimizer; ``describe()`` is what a result records.
+    """
+
+    def __init__(self, name="adam", lr=0.05):
+        if name not in OPTIMIZERS:
+            raise PreimageError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+        if not lr > 0:
+            raise PreimageError(f"bad learning rate {lr}; it must be positive")
+        self.name, self.lr = name, float(lr)
+
+    def __call__(self, params):
+        if self.name == "adagrad-momentum":
+            return AdaGradMomentum(params, lr=self.lr)
         params = list(params)
         try:
             # the fused kernel is one pass over the parameters instead of several
-            return torch.optim.Adam(params, lr=lr, fused=True)
+            return torch.optim.Adam(params, lr=self.lr, fused=True)
         except (RuntimeError, TypeError):
-            return torch.optim.Adam(params, lr=lr)
-    if name == "adagrad-momentum":
-        return AdaGradMomentum(params, lr=lr)
-    raise PreimageError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+            return torch.optim.Adam(params, lr=self.lr)
+
+    def describe(self):
+        return {"name": self.name, "lr": self.lr}

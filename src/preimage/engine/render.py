@@ -1,10 +1,11 @@
 """The optimization loop: one batch, one objective value per element.
 
-    theta -> images -> random transforms -> preprocessing -> truncated forward
+    theta -> images -> random transforms -> preprocessing -> views -> truncated forward
           -> objective per element -> backward -> optimizer step -> constraints
 
-The loop holds the model's hooks only for its own duration, reads nothing
-deeper than the deepest layer the objective needs, and records the
+``render`` takes objects: the model, the objective, the parameterization, the transforms, the
+views, the optimizer and the stop criterion. The loop holds the model's hooks only for its own
+duration, reads nothing deeper than the deepest layer the objective needs, and records the
 objective of every element at every step.
 """
 
@@ -18,70 +19,39 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from .fast.cpu_memory import keep_freed_memory
 from ..errors import PreimageError
 from ..models.layers import capture
+from .fast.cpu_memory import keep_freed_memory
 from .objectives import Context
-from .optim import make_optimizer
-from .params import ImageParam, NormalizedParam
-from .transforms import parse_transforms
+from .optim import Optimizer
+from .stopping import Convergence
+from .transforms import Pipeline
 
-
-class Convergence:
-    """Stop once no element's smoothed objective has improved for ``patience`` steps.
-
-    The objective under random transforms is noisy, so each element's value is
-    smoothed with an exponential moving average; an improvement must exceed
-    ``rtol`` times the current magnitude (plus ``atol``).
-    """
-
-    def __init__(self, patience=50, rtol=1e-3, atol=1e-6, smoothing=0.9, min_steps=0):
-        self.patience, self.rtol, self.atol, self.smoothing, self.min_steps = (
-            patience,
-            rtol,
-            atol,
-            smoothing,
-            min_steps,
-        )
-        self.ema = self.best = self.last = None
-
-    def __call__(self, step, values):
-        v = values.detach().double().cpu()
-        if self.ema is None:
-            self.ema, self.best, self.last = (
-                v.clone(),
-                v.clone(),
-                torch.zeros_like(v, dtype=torch.long),
-            )
-            return False
-        self.ema = self.smoothing * self.ema + (1 - self.smoothing) * v
-        better = self.ema > self.best + self.rtol * self.best.abs() + self.atol
-        self.best = torch.where(better, self.ema, self.best)
-        self.last = torch.where(better, torch.full_like(self.last, step), self.last)
-        return step + 1 >= self.min_steps and bool(((step - self.last) >= self.patience).all())
-
-    def describe(self):
-        return {
-            "patience": self.patience,
-            "rtol": self.rtol,
-            "atol": self.atol,
-            "smoothing": self.smoothing,
-        }
+__all__ = ["render", "RenderResult", "Convergence"]
 
 
 @dataclass
 class RenderResult:
-    images: torch.Tensor  # N x 3 x H x W, display space [0, 1], on the CPU
-    inputs: (
-        torch.Tensor
-    )  # the exact tensors fed to the network in the final, deterministic evaluation
-    objective: torch.Tensor  # final objective per element (targets plus weighted penalties)
-    activations: torch.Tensor  # final value of the target terms per element (no penalties)
-    trace: torch.Tensor  # steps x N objective per element per step
+    """What a render returns; images and values are on the CPU.
+
+    images: N x C x H x W, display space [0, 1]. inputs: the exact tensors fed to the network in
+    the final, deterministic evaluation (N·K views when there is a views stage). objective: the
+    final objective per element (targets plus weighted regularizers). activations: the final
+    value of the target terms per element. trace: steps x N, the objective per element per
+    step. measurements: what the objective's terms measured on the final images (such as the
+    diversity term's closest distances), by term name.
+    """
+
+    images: torch.Tensor
+    inputs: torch.Tensor
+    objective: torch.Tensor
+    activations: torch.Tensor
+    trace: torch.Tensor
     steps: int
     seconds: float
     config: dict = field(default_factory=dict)
     labels: list = field(default_factory=list)
+    measurements: dict = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -105,81 +75,101 @@ def _finite_or_raise(loss, step, objective, ctx):
     )
 
 
+def _objects(transforms, optimizer):
+    if isinstance(transforms, str) or isinstance(optimizer, str):
+        raise PreimageError(
+            "render takes objects: transforms=preimage.parse_transforms('finzi'),"
+            " optimizer=preimage.Optimizer('adam', lr=0.05)"
+        )
+    return transforms or Pipeline([]), optimizer or Optimizer()
+
+
+class _Forward:
+    """Images -> what the network sees -> a Context with the activations the objective reads."""
+
+    def __init__(self, model, objective, pipeline, views):
+        self.model, self.pipeline, self.views = model, pipeline, views
+        self.names = sorted(objective.layers)
+        self.addresses = [model.resolve_layer(name) for name in self.names]
+        device = model.device
+        self.centering = model.centering(torch.zeros(1, device=device))
+        self.fill = None
+        if pipeline.fill != "mean":
+            # transforms act on the normalized image, where the mean colour is zero (no fill)
+            channels = len(model.mean)
+            shape = (1, channels, 1, 1)
+            fill = torch.as_tensor(pipeline.fill, dtype=torch.float32, device=device)
+            self.fill = model.normalize(fill.expand(channels).view(shape)).flatten().tolist()
+
+    def step(self, images, generator, cap):
+        """The random view of one optimization step."""
+        model = self.model
+        if self.pipeline:  # the preprocessing runs inside the resampling
+            channels_last = model.channels_last and self.views is None
+            seen = self.pipeline(images, generator, self.fill, model.affine(images), channels_last)
+        else:
+            seen = model.normalize(images)
+        groups = None
+        if self.views is not None:
+            seen, groups = self.views(seen, generator)
+        return self.context(images, model.memory_format(seen), groups, cap)
+
+    def final(self, images, cap):
+        """The deterministic view of the final evaluation: (inputs, Context)."""
+        seen = self.pipeline.final_view(self.model.normalize(images))
+        groups = None
+        if self.views is not None:
+            seen, groups = self.views.final(seen)
+        inputs = self.model.memory_format(seen)
+        return inputs, self.context(images, inputs, groups, cap)
+
+    def context(self, images, inputs, groups, cap):
+        found = cap.run(inputs) if self.addresses else {}
+        acts = {name: found[a] for name, a in zip(self.names, self.addresses)}
+        scale, shift = self.centering
+        return Context(acts, images, lambda: images * scale + shift, views=groups)
+
+
 def render(
     model,
     objective,
-    n=1,
-    size=None,
-    param="fourier",
-    decorrelate=True,
-    output="sigmoid",
-    decay=1.0,
-    transforms="none",
-    optimizer="adam",
-    lr=0.05,
+    param,
+    *,
+    transforms=None,
+    views=None,
+    optimizer=None,
     steps=256,
-    seed=0,
-    constraints=(),
     stop=None,
+    constraints=(),
+    seed=0,
+    generator=None,
     init=None,
     progress=True,
     desc="optimizing",
     labels=None,
 ):
-    """Optimize N images to maximize ``objective``; returns a RenderResult.
+    """Optimize a batch of images to maximize ``objective``; returns a RenderResult.
 
-    model: a VisionModel. objective: an Objective giving (N,) scores.
-    param: 'pixel', 'fourier', an ImageParam or a NormalizedParam. transforms: a preset name, a
-    spec string or a Pipeline. optimizer: 'adam' or 'adagrad-momentum'.
-    constraints: projections applied after each step (such as params.PixelNormBound). stop: a Convergence (or None for exactly ``steps``).
-    init: images (N x 3 x H x W in [0, 1]) to start from instead of noise.
+    model: a VisionModel. objective: an Objective giving one score per element. param: the
+    parameterization (an ``ImageParam``, a ``NormalizedParam``, or any module whose call returns
+    the N images and which has ``set_images`` and ``describe``). transforms: a ``Pipeline`` of
+    random transforms (``parse_transforms``), or None. views: a views stage (such as
+    ``WindowedCrops``), or None. optimizer: an ``Optimizer`` (default Adam at 0.05). steps: the
+    most steps. stop: a ``Convergence`` (None: exactly ``steps``). constraints: projections
+    applied after each step (such as ``PixelNormBound``). generator: the random transforms and
+    views draw from it (default: a new one seeded with ``seed``). init: images to start from.
     """
-    device = model.device
-    if device.type == "cpu":
+    if model.device.type == "cpu":
         keep_freed_memory()
-    size = int(size or model.input_size)
-    generator = torch.Generator().manual_seed(int(seed))
-    if isinstance(param, (ImageParam, NormalizedParam)):
-        image_param = param.to(device)
-    else:
-        image_param = ImageParam(
-            n,
-            size,
-            basis=param,
-            decorrelate=decorrelate,
-            output=output,
-            decay=decay,
-            generator=generator,
-            device=device,
-        )
+    pipeline, optimizer = _objects(transforms, optimizer)
+    generator = generator if generator is not None else torch.Generator().manual_seed(int(seed))
+    image_param = param.to(model.device) if hasattr(param, "to") else param
     if init is not None:
         image_param.set_images(init)
     if constraints:  # the constraints hold from the start, not only after the first step
         _project(image_param, constraints, model)
-    pipeline = parse_transforms(transforms)
-    # transforms act on the normalized image, so the mean-colour fill is zero there: plain zero
-    # padding
-    fill = None
-    if pipeline.fill != "mean":
-        fill_display = (
-            torch.as_tensor(pipeline.fill, dtype=torch.float32, device=device)
-            .expand(3)
-            .view(1, 3, 1, 1)
-        )
-        fill = model.normalize(fill_display).flatten().tolist()
-    opt = make_optimizer(optimizer, image_param.parameters(), lr)
-    names = sorted(objective.layers)
-    addresses = [model.resolve_layer(name) for name in names]
-    cscale, cshift = model.centering(torch.zeros(1, device=device))
-
-    def context(images, inputs, cap):
-        found = cap.run(inputs) if addresses else {}
-        acts = {name: found[a] for name, a in zip(names, addresses)}
-        return Context(acts, images, lambda: images * cscale + cshift)
-
-    trace = []
-    step = 0
-    start = time.perf_counter()
+    forward = _Forward(model, objective, pipeline, views)
+    opt = optimizer(image_param.parameters())
     bar = tqdm(
         total=steps,
         desc=desc,
@@ -188,73 +178,85 @@ def render(
         leave=False,
         dynamic_ncols=True,
     )
+    loop = (image_param, forward, objective, opt, constraints, stop, bar)
     try:
-        with capture(model.runner(addresses), addresses) as cap:
-            for step in range(steps):
-                opt.zero_grad(set_to_none=True)
-                images = image_param()
-                # the preprocessing runs inside the resampling when there are transforms
-                seen = (
-                    pipeline(images, generator, fill, model.affine(images), model.channels_last)
-                    if pipeline
-                    else model.normalize(images)
-                )
-                ctx = context(images, model.memory_format(seen), cap)
-                values = objective(ctx)
-                loss = -values.sum()
-                loss.backward()
-                total = float(loss.detach())
-                _finite_or_raise(total, step, objective, ctx)
-                opt.step()
-                if constraints:
-                    _project(image_param, constraints, model)
-                values = values.detach()
-                trace.append(values)
-                bar.set_postfix_str(f"objective={-total / values.numel():.4g}", refresh=False)
-                bar.update()
-                if stop is not None and stop(step, values):
-                    break
-            seconds = time.perf_counter() - start
-            with torch.no_grad():
-                images = image_param()
-                inputs = model.memory_format(pipeline.final_view(model.normalize(images)))
-                ctx = context(images, inputs, cap)
-                targets, penalties = objective.split(ctx)
-                final = objective(ctx)
-                _finite_or_raise(float(final.sum()), step + 1, objective, ctx)
+        with capture(model.runner(forward.addresses), forward.addresses) as cap:
+            trace, seconds = _optimize(model, loop, steps, generator, cap)
+            final = _evaluate(image_param, forward, objective, len(trace), cap)
     finally:
         bar.close()
-
-    def per_element(v):
-        return (
-            (v if torch.is_tensor(v) else torch.full((images.shape[0],), float(v)))
-            .detach()
-            .float()
-            .cpu()
-        )
-
+    images, inputs, final_values, targets, measured = final
     config = {
         "n": images.shape[0],
-        "size": size,
+        "size": _size(image_param),
         "param": image_param.describe(),
         "transforms": pipeline.describe(),
-        "optimizer": optimizer,
-        "lr": lr,
+        "views": views.describe() if views is not None else None,
+        "optimizer": optimizer.name,
+        "lr": optimizer.lr,
         "max_steps": steps,
         "seed": seed,
         "constraints": [c.describe() for c in constraints],
         "stop": stop.describe() if stop is not None else None,
         "objective": repr(objective),
-        "device": str(device),
+        "device": str(model.device),
     }
+    n = images.shape[0]
     return RenderResult(
         images=images.detach().float().cpu().contiguous(),
         inputs=inputs.detach().float().cpu().contiguous(),
-        objective=per_element(final),
-        activations=per_element(targets),
-        trace=torch.stack(trace).float().cpu() if trace else torch.zeros(0, images.shape[0]),
+        objective=_per_element(final_values, n),
+        activations=_per_element(targets, n),
+        trace=torch.stack(trace).float().cpu() if trace else torch.zeros(0, n),
         steps=len(trace),
         seconds=seconds,
         config=config,
-        labels=list(labels) if labels else [str(i) for i in range(images.shape[0])],
+        labels=list(labels) if labels else [str(i) for i in range(n)],
+        measurements={k: v.detach().float().cpu() for k, v in measured.items()},
     )
+
+
+def _optimize(model, loop, steps, generator, cap):
+    """The steps: returns the objective of every element at every step, and the seconds."""
+    image_param, forward, objective, opt, constraints, stop, bar = loop
+    trace = []
+    start = time.perf_counter()
+    for step in range(steps):
+        opt.zero_grad(set_to_none=True)
+        ctx = forward.step(image_param(), generator, cap)
+        values = objective(ctx)
+        loss = -values.sum()
+        loss.backward()
+        total = float(loss.detach())
+        _finite_or_raise(total, step, objective, ctx)
+        opt.step()
+        if constraints:
+            _project(image_param, constraints, model)
+        values = values.detach()
+        trace.append(values)
+        bar.set_postfix_str(f"objective={-total / values.numel():.4g}", refresh=False)
+        bar.update()
+        if stop is not None and stop(step, values):
+            break
+    return trace, time.perf_counter() - start
+
+
+@torch.no_grad()
+def _evaluate(image_param, forward, objective, steps, cap):
+    """The final images, once more without randomness: their inputs, objective, targets and
+    measurements."""
+    images = image_param()
+    inputs, ctx = forward.final(images, cap)
+    targets, _ = objective.split(ctx)
+    final = objective(ctx)
+    _finite_or_raise(float(final.sum()), steps, objective, ctx)
+    return images, inputs, final, targets, objective.measurements(ctx)
+
+
+def _per_element(v, n):
+    return (v if torch.is_tensor(v) else torch.full((n,), float(v))).detach().float().cpu()
+
+
+def _size(image_param):
+    h, w = image_param.h, image_param.w
+    return h if h == w else [h, w]

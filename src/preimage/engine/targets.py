@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import objectives as O
 from ..errors import PreimageError, suggest
+from . import objectives as O
 
 GRAMMAR = (
     "LAYER, LAYER:C, LAYER:C@Y,X, LAYER:all, LAYER:A-B, LAYER:dir=FILE.npy, class:N or class:NAME"

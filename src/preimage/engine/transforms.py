@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .fast.affine_warp import coefficients, warp
 from ..errors import PreimageError
+from .fast.affine_warp import coefficients, warp
 
 
 def _eye(n):

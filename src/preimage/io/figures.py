@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from .images import atomic_write
+from .files import atomic_write
 
 
 def pyplot():

@@ -1,57 +1,18 @@
-"""Pictures in and out: PNG files, grids, and the natural sample images.
-
-Writes go to a temporary file in the target directory and are renamed into
-place, so an interrupted run never leaves a half-written file under a final
-name.
-"""
+"""Pictures in and out: PNG files, grids, and image files read from disk."""
 
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
-import tempfile
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import PreimageError
-
-# scikit-image's natural colour photographs (the grey ones are expanded to RGB)
-SAMPLE_IMAGES = (
-    "astronaut",
-    "chelsea",
-    "coffee",
-    "rocket",
-    "hubble_deep_field",
-    "retina",
-    "immunohistochemistry",
-    "camera",
-    "grass",
-    "gravel",
-    "brick",
-    "moon",
-    "coins",
-    "clock",
-)
-
-
-def atomic_write(path, data: bytes):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+from ..errors import PreimageError, suggest
+from .files import atomic_write
+from .samples import SAMPLE_IMAGES, centre_crop, sample_images
 
 
 def to_uint8(image):
@@ -98,95 +59,7 @@ def save_grid(path, images, columns=None):
     atomic_write(path, png_bytes(grid(images, columns)))
 
 
-def save_json(path, obj):
-    atomic_write(path, (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
-
-
-def save_npz(path, **arrays):
-    buf = io.BytesIO()
-    np.savez_compressed(
-        buf,
-        **{
-            k: v.detach().cpu().numpy() if torch.is_tensor(v) else np.asarray(v)
-            for k, v in arrays.items()
-        },
-    )
-    atomic_write(path, buf.getvalue())
-
-
-def _jsonable(o):
-    if torch.is_tensor(o):
-        return o.tolist()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    return str(o)
-
-
-# -- natural images ---------------------------------------------------------------------------
-
-
-def _rgb(array):
-    a = np.asarray(array)
-    if a.ndim == 2:
-        a = np.stack([a] * 3, axis=-1)
-    if a.shape[-1] == 4:
-        a = a[..., :3]
-    if a.dtype != np.uint8:
-        a = (np.clip(a.astype(np.float64) / (a.max() or 1), 0, 1) * 255).astype(np.uint8)
-    return a
-
-
-def centre_crop(array, size):
-    """H x W x 3 uint8 -> size x size x 3, the largest centred square resized with Pillow."""
-    h, w = array.shape[:2]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    im = Image.fromarray(array[top : top + s, left : left + s])
-    return np.asarray(im.resize((size, size), Image.BICUBIC))
-
-
-def sample_images(size, names=None):
-    """scikit-image's sample photographs, centre-cropped to size x size: N x 3 x S x S in [0, 1]."""
-    import skimage.data
-
-    names = names or SAMPLE_IMAGES
-    out = []
-    for name in names:
-        try:
-            array = getattr(skimage.data, name)()
-        except Exception:  # a data file missing from this scikit-image install
-            continue
-        out.append(centre_crop(_rgb(array), size))
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255.0
-
-
-def natural_crops(size, per_side=3, scales=(1.0, 0.6), names=None):
-    """Many natural patches: a grid of per_side x per_side crops at each scale of each sample image.
-
-    Deterministic, so statistics over them are reproducible. N x 3 x S x S in [0, 1].
-    """
-    import skimage.data
-
-    out = []
-    for name in names or SAMPLE_IMAGES:
-        try:
-            array = _rgb(getattr(skimage.data, name)())
-        except Exception:
-            continue
-        h, w = array.shape[:2]
-        for scale in scales:
-            side = int(min(h, w) * scale)
-            for i in range(per_side):
-                for j in range(per_side):
-                    top = (h - side) * i // max(1, per_side - 1)
-                    left = (w - side) * j // max(1, per_side - 1)
-                    crop = Image.fromarray(array[top : top + side, left : left + side]).resize(
-                        (size, size), Image.BICUBIC
-                    )
-                    out.append(np.asarray(crop))
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255.0
+# -- image files ------------------------------------------------------------------------------
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -210,8 +83,6 @@ def load_image_arg(spec, size):
     if spec.startswith("sample:"):
         name = spec[len("sample:") :]
         if name not in SAMPLE_IMAGES:
-            from ..errors import suggest
-
             raise PreimageError(
                 f"unknown sample image {name!r}; valid: {suggest(name, SAMPLE_IMAGES)}"
             )

@@ -16,110 +16,28 @@ method's name: the command line, the atlas and the report read what the ``Method
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import PreimageError
+from ..settings import (  # noqa: F401  (the vocabulary of every method's settings)
+    Settings,
+    at_least,
+    finite,
+    flag_of,
+    numbers,
+    positive,
+    seed_check,
+    setting,
+)
 
 
-def setting(default, help, *, check=None, flag=None, type=None, parse=None, choices=None, cli=True):
-    """A settings field: its default, the help text of its flag, and the check its value must pass.
-
-    check: a callable (flag, value) raising PreimageError, such as ``at_least(1)``. type: the
-    command line's type where the default does not say it (a default of None). parse: a function
-    turning the command line's text into the value (a comma list into numbers, say). flag: the
-    command line's flag, by default ``--`` and the name with dashes. cli: False for a field the
-    command line does not offer.
-    """
-    meta = {"help": help, "check": check, "flag": flag, "type": type, "parse": parse}
-    meta.update(choices=choices, cli=cli)
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type_copy(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def type_copy(value):
-    return list(value) if isinstance(value, list) else dict(value)
-
-
-def flag_of(f):
-    """The command line's flag of a settings field."""
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-
-
-@dataclass
-class Settings:
-    """Every default and check of a method in one place: fields declared with ``setting``."""
-
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            check = f.metadata.get("check")
-            value = getattr(self, f.name)
-            if check is not None and value is not None:
-                check(flag_of(f), value)
-            choices = f.metadata.get("choices")
-            if choices and value is not None and value not in choices:
-                valid = ", ".join(map(str, choices))
-                raise PreimageError(f"bad {flag_of(f)} {value!r}; valid: {valid}")
-        self.validate()
-
-    def validate(self):
-        """Checks that involve several fields; the single-field ones are in each ``setting``."""
-
-    def as_dict(self):
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
-
-
-# -- checks ------------------------------------------------------------------------------------
-
-
-def _number(flag, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PreimageError(f"bad {flag} {value!r}; it must be a number")
-    if not math.isfinite(value):
-        raise PreimageError(f"bad {flag} {value!r}; it must be a finite number")
-
-
-def at_least(low):
-    """Values >= low (and finite)."""
-
-    def check(flag, value):
-        _number(flag, value)
-        if value < low:
-            raise PreimageError(f"bad {flag} {value}; it must be at least {low}")
-
-    return check
-
-
-def positive(flag, value):
-    """Values > 0 (and finite)."""
-    _number(flag, value)
-    if not value > 0:
-        raise PreimageError(f"bad {flag} {value}; it must be positive")
-
-
-def finite(flag, value):
-    _number(flag, value)
-
-
-def numbers(text):
-    """'0,0.5,1' -> [0.0, 0.5, 1.0], for flags that take a comma list; a list passes through."""
-    if isinstance(text, (list, tuple)):
-        return [float(v) for v in text]
-    try:
-        values = [float(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values:
-        raise PreimageError(
-            f"bad list {text!r}; expected numbers separated by commas, such as 1,20,100,300"
-        )
-    return values
+def fmt(v, digits=3):
+    """A number as a report or a summary shows it ('n/a' for None)."""
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -133,7 +51,6 @@ class Result:
     """
 
     method = "method"
-    config: dict = {}
 
     def save(self, folder, argv=None):
         """Write the result into ``folder``; returns the metrics written to metrics.json."""
@@ -164,12 +81,14 @@ class AtlasUse:
     target: (layer, units) -> the settings that name those units.
     images_per_step: (settings, number of units) -> images through the network at each step.
     image_size: (model, layer, settings) -> the side of the optimized images.
+    check: model -> None, raising PreimageError where the method cannot run on the model.
     """
 
     fields: tuple
     target: Callable
     images_per_step: Callable
     image_size: Callable
+    check: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +110,8 @@ class ReportUse:
 
     sections: metrics -> [Section]. thumbnail: the artifact role shown as the unit's tile (the
     first method that has one wins). note: metrics -> a few words under the tile.
-    layer_figures: (metrics of every unit of a layer, folder, path prefix) -> [(path, alt)].
+    layer_figures: (metrics of every unit of a layer, folder, path prefix, layer) ->
+    [(path relative to the folder, alt)].
     """
 
     sections: Callable

@@ -1,96 +1,184 @@
-"""Activation maximization of targets given as strings: the `visualize` command as a call."""
+"""Activation maximization of targets given as strings: one image per channel, unit, layer,
+class or direction, all in one batch (Finzi's method, with Lucid's parameterization)."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
+
 import torch
 
-from ..engine import objectives as O
-from ..errors import PreimageError
-from ..io.images import natural_crops
-from ..engine.render import Convergence, render
 from ..engine.targets import build_objective, element_values, parse_targets
+from ..errors import PreimageError
+from ..io.files import write_metrics
+from ..io.samples import natural_crops
+from ..settings import setting
+from .base import AtlasUse, Method, ReportUse, Result, Section, fmt
+from .common import (
+    RenderSettings,
+    check_prior,
+    finzi_objective,
+    finzi_render,
+    image_files,
+    image_name,
+    model_record,
+    prior_fields,
+    save_render_arrays,
+    with_prior,
+)
+from .registry import register
+
+PRIOR_WEIGHT = 0.0005  # Cadena et al.'s α of eq. 1, on log P in nats per image
+_prior, _prior_weight = prior_fields(PRIOR_WEIGHT)
 
 
-def visualize(
-    model,
-    targets,
-    size=None,
-    steps=256,
-    seed=0,
-    param="fourier",
-    decorrelate=True,
-    transforms="finzi",
-    optimizer="adam",
-    lr=0.05,
-    l2=0.0,
-    tv=0.0,
-    tv_beta=1.0,
-    unit_mode=False,
-    patience=50,
-    progress=True,
-    compare_natural=False,
-    prior=None,
-    prior_weight=0.0005,
-):
-    """Maximize each target (one batch element per channel or unit) and return (result, extra metrics).
-
-    targets: strings such as '_blocks.2:all', 'conv3:5@6,6', 'class:tabby' (see preimage.targets).
-    l2, tv: weights of the L2 and TV^β penalties (Finzi's λ1, λ2; averaged over pixels).
-    patience: stop once no element has improved for this many steps (0: run every step).
-    compare_natural: also measure each target on natural patches and report the
-    ratio of the optimized activation to their 99th percentile.
-    prior: a natural-image prior (``preimage.prior.load_prior``) whose log P(x)
-    is added with weight ``prior_weight`` (Cadena et al.'s α).
-    """
-    if steps < 1:
-        raise PreimageError(f"bad --steps {steps}; it must be at least 1")
-    if lr <= 0:
-        raise PreimageError(f"bad --lr {lr}; it must be positive")
-    size = int(size or model.input_size)
-    if size < 1:
-        raise PreimageError(f"bad --size {size}; it must be positive")
-    elements = parse_targets(model, targets, size, unit_mode)
-    objective = build_objective(elements)
-    if l2:
-        objective = objective - l2 * O.l2()
-    if tv:
-        objective = objective - tv * O.tv(beta=tv_beta)
-    if prior is not None and prior_weight:
-        objective = objective + prior_weight * O.log_prior(prior.to(model.device))
-    stop = Convergence(patience=patience) if patience else None
-    result = render(
-        model,
-        objective,
-        n=len(elements),
-        size=size,
-        param=param,
-        decorrelate=decorrelate,
-        transforms=transforms,
-        optimizer=optimizer,
-        lr=lr,
-        steps=steps,
-        seed=seed,
-        stop=stop,
-        progress=progress,
-        desc="visualize",
-        labels=[e.label() for e in elements],
+@dataclass
+class VisualizeSettings(RenderSettings):
+    targets: list = setting(
+        [],
+        "LAYER, LAYER:C, LAYER:C@Y,X, LAYER:all, LAYER:A-B, LAYER:dir=FILE.npy, class:N|NAME;"
+        " repeatable, every target one image of the batch",
+        flag="--target",
     )
+    compare_natural: bool = setting(
+        False, "also report activation / 99th percentile over natural image patches"
+    )
+    prior: str = _prior
+    prior_weight: float = _prior_weight
+
+    def validate(self):
+        if not self.targets:
+            raise PreimageError("bad --target: give at least one target, such as _blocks.2:0")
+        check_prior(self)
+
+
+@dataclass
+class VisualizeResult(Result):
+    """The render of every target, one image each, and what was measured beside it."""
+
+    render: object
+    elements: list
+    addresses: list
+    config: dict
+    extra: dict = field(default_factory=dict)
+    method = "visualize"
+
+    def save(self, folder, argv=None):
+        r = self.render
+        os.makedirs(folder, exist_ok=True)
+        names = image_files(folder, r.images, r.labels)
+        save_render_arrays(folder, r, labels=r.labels)
+        return write_metrics(
+            folder,
+            self.config,
+            argv,
+            labels=r.labels,
+            final_objective=r.objective.tolist(),
+            activations=r.activations.tolist(),
+            steps=r.steps,
+            seconds=round(r.seconds, 3),
+            images=names,
+            grid="grid.png",
+            **self.extra,
+        )
+
+    def unit_rows(self):
+        rows = []
+        for i, (e, address) in enumerate(zip(self.elements, self.addresses)):
+            if e.kind not in ("channel", "unit"):
+                continue
+            name = image_name(i, self.render.labels[i])
+            metrics = {
+                "activation": float(self.render.activations[i]),
+                "objective": float(self.render.objective[i]),
+            }
+            rows.append(_row(address, e.channel, metrics, {"image": name}))
+        return rows
+
+    def job_metrics(self):
+        r = self.render
+        return {
+            "steps": r.steps,
+            "mean_activation": float(r.activations.mean()),
+            "render": r.config,
+        }
+
+    def summary(self, folder):
+        r = self.render
+        lines = [
+            f"wrote {len(r.labels)} images to {os.path.join(folder, 'images')}/, the grid"
+            f" {os.path.join(folder, 'grid.png')}, result.npz and metrics.json",
+            f"steps {r.steps}, {r.seconds:.1f} s; mean activation {float(r.activations.mean()):.4g}",
+        ]
+        if "ratio_to_natural_p99" in self.extra:
+            ratios = self.extra["ratio_to_natural_p99"]
+            lines.append(
+                f"activation / natural 99th percentile: median {sorted(ratios)[len(ratios) // 2]:.3g},"
+                f" min {min(ratios):.3g} over {self.extra['natural_images']} natural patches"
+            )
+        return lines
+
+
+def _row(layer, unit, metrics, artifacts, method="visualize"):
+    return {
+        "layer": layer,
+        "unit": int(unit),
+        "method": method,
+        "metrics": metrics,
+        "artifacts": artifacts,
+    }
+
+
+def run(model, settings, *, progress=True, load=None):
+    """Maximize each target (one batch element per channel or unit); a VisualizeResult."""
+    s = settings
+    size = int(s.size or model.input_size)
+    elements = parse_targets(model, s.targets, size, s.unit)
+    objective = finzi_objective(s, build_objective(elements))
+    objective, prior, prior_record = with_prior(model, objective, s, PRIOR_WEIGHT)
+    labels = [e.label() for e in elements]
+    result = finzi_render(model, objective, s, len(elements), size, "visualize", labels, progress)
     extra = {}
     if prior is not None:
         with torch.no_grad():
-            extra["prior"] = {
-                **prior.describe(),
-                "weight": prior_weight,
-                "log_prior": prior(result.images.to(model.device)).tolist(),
-            }
-    if compare_natural:
+            log_p = prior(result.images.to(model.device)).tolist()
+        extra["prior"] = {**prior_record, "log_prior": log_p}
+    if s.compare_natural:
         natural = element_values(model, elements, natural_crops(size))
         p99 = torch.quantile(natural, 0.99, dim=0)
         extra.update(
-            {
-                "natural_images": int(natural.shape[0]),
-                "natural_p99": p99.tolist(),
-                "ratio_to_natural_p99": (result.activations / p99).tolist(),
-            }
+            natural_images=int(natural.shape[0]),
+            natural_p99=p99.tolist(),
+            ratio_to_natural_p99=(result.activations / p99).tolist(),
         )
-    return result, extra
+    config = {"method": "visualize", **model_record(model), **s.as_dict(), "size": size}
+    config["render"] = result.config
+    addresses = [model.resolve_layer(e.layer) for e in elements]
+    return VisualizeResult(result, elements, addresses, config, extra)
+
+
+def _section(metrics):
+    return [
+        Section(
+            "Visualization",
+            text=f"activation {fmt(metrics.get('activation'))}",
+            images=(("image", "visualization", True),),
+        )
+    ]
+
+
+METHOD = register(
+    Method(
+        name="visualize",
+        help="activation maximization of channels, units, layers, classes or directions",
+        settings=VisualizeSettings,
+        run=run,
+        atlas=AtlasUse(
+            fields=("steps", "seed", "size"),
+            target=lambda layer, units: {"targets": [f"{layer}:{','.join(map(str, units))}"]},
+            images_per_step=lambda settings, units: units,
+            image_size=lambda model, layer, settings: int(settings.size or model.input_size),
+        ),
+        report=ReportUse(sections=_section, thumbnail="image"),
+    )
+)

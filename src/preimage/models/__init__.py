@@ -1,9 +1,18 @@
-"""Models: the registry, the VisionModel wrapper, layers and receptive fields."""
+"""Models: the registry, the VisionModel wrapper, layers and receptive fields; the zoo."""
 
-from .zoo import handcrafted, v1_cells  # noqa: F401  (they register their models)
 from .base import VisionModel
 from .layers import LayerInfo, capture
-from .registry import DEFAULT_MODEL, imagenet_classes, load_model, model_names, register, wrap_model
+from .registry import (
+    DEFAULT_MODEL,
+    load_model,
+    load_model_spec,
+    model_names,
+    register,
+    register_family,
+    wrap_model,
+)
+from .zoo import efficientnet_lite, handcrafted, torchvision, v1_cells  # noqa: F401 (registers)
+from .zoo.torchvision import imagenet_classes
 
 __all__ = [
     "VisionModel",
@@ -12,7 +21,9 @@ __all__ = [
     "DEFAULT_MODEL",
     "imagenet_classes",
     "load_model",
+    "load_model_spec",
     "model_names",
     "register",
+    "register_family",
     "wrap_model",
 ]

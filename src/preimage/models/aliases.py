@@ -60,3 +60,25 @@ def aliases_for(arch, model):
     if arch.startswith("vgg"):
         return vgg_aliases(model)
     return {}
+
+
+# Mahendran & Vedaldi §5.2.1: C = 300 up to relu3, 100 up to relu4, 20 up to relu5, 1 after, for
+# AlexNet (and VGG-M); for VGG-VD 300 up to conv4_3 (pool4, before conv5_1), 100 for conv5_1, 20
+# up to the last conv5, 1 after.
+_ALEXNET_C = (("relu3", 300.0), ("relu4", 100.0), ("relu5", 20.0))
+_VGG_C = (("pool4", 300.0), ("relu5_1", 100.0), ("relu5_last", 20.0))
+
+
+def inversion_C_by_depth(arch, aliases):
+    """((address, C), ...): the paper's C for the layers up to each address, for AlexNet and VGG."""
+    if arch == "alexnet":
+        anchors = _ALEXNET_C
+    elif arch.startswith("vgg"):
+        anchors = _VGG_C
+    else:
+        return ()
+    names = dict(aliases)
+    relu5 = sorted(a for a in names if a.startswith("relu5_"))
+    if relu5:
+        names["relu5_last"] = names[relu5[-1]]
+    return tuple((names[alias], c) for alias, c in anchors if alias in names)

@@ -18,6 +18,15 @@ class VisionModel:
     Images are RGB in [0, 1] ("display space"). ``preprocess`` maps them to the
     network's input: first linearly onto ``input_range`` (for example (0, 255)
     for Caffe-style models), then ``(x - mean) / std`` per channel.
+
+    Hints are what a model says about itself to the methods, so that no method tests a model's
+    name: ``preceding`` (layer -> the layer a diversity distance uses), ``diversity_threshold``
+    (the share of the λ = 0 activation a diverse batch keeps: Cadena et al.'s 0.9, 0.8 for their
+    toy complex cells), ``inversion_C`` (one C for every layer, as §5.1 of Mahendran & Vedaldi
+    uses 20 for HOG and DSIFT; None: C by depth), ``C_by_depth`` (((address, C), ...): the C of
+    the layers up to each address, the paper's choice for AlexNet and VGG; empty: by receptive
+    field) and ``jitter`` (the inversion jitter T for every layer; None: a quarter of the layer's
+    stride).
     """
 
     module: nn.Module
@@ -29,15 +38,15 @@ class VisionModel:
     aliases: dict = field(default_factory=dict)
     classes: list | None = None
     weights: str = "given"
-    preceding: dict = field(
-        default_factory=dict
-    )  # layer -> the layer a diversity distance uses, where the model says
+    preceding: dict = field(default_factory=dict)
+    diversity_threshold: float = 0.9
+    inversion_C: float | None = None
+    C_by_depth: tuple = ()
+    jitter: int | None = None
     channels_last: bool = True
     fuse: bool = True
     _tables: dict = field(default_factory=dict, repr=False)
-    _fused: tuple | None = field(
-        default=None, repr=False
-    )  # (fast copy, changed addresses, weights version)
+    _fused: tuple | None = field(default=None, repr=False)  # (fast copy, changed, version)
     _affine: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):

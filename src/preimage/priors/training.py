@@ -21,7 +21,9 @@ import torch
 from tqdm import tqdm
 
 from ..errors import PreimageError
-from ..io.images import IMAGE_SUFFIXES, SAMPLE_IMAGES, _rgb, atomic_write
+from ..io.files import atomic_write
+from ..io.images import IMAGE_SUFFIXES
+from ..io.samples import sample_arrays
 from .pixelcnn import PixelCNNPP, PixelCNNPrior
 
 HELD_OUT_SHARE = 0.2
@@ -36,15 +38,7 @@ def natural_arrays(source="samples"):
     folder.
     """
     if source in (None, "samples"):
-        import skimage.data
-
-        out = []
-        for name in SAMPLE_IMAGES:
-            try:
-                out.append((name, _rgb(getattr(skimage.data, name)())))
-            except Exception:  # a data file missing from this scikit-image install
-                continue
-        return out
+        return sample_arrays()
     if not os.path.isdir(source):
         raise PreimageError(
             f"bad --images {source!r}: not a folder; give a folder of images or 'samples'"

@@ -17,113 +17,60 @@ deformations keep responding to such blends.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import combinations
 
-import numpy as np
 import torch
 
 from ...engine import objectives as O
-from .diverse import diverse, natural_patch_norm
+from ...engine.optim import Optimizer
 from ...engine.params import ImageParam, NormalizedParam
-from ...engine.render import Convergence, render
-from ...engine.transforms import Pipeline
+from ...engine.render import render
+from ...engine.stopping import convergence
+from ...engine.views import WindowedCrops
+from ...errors import PreimageError
+from ...settings import Settings, at_least, numbers, seed_check, setting
+from ..base import AtlasUse, Method, ReportUse
+from ..common import model_record
+from ..registry import register
+from .diverse import DiverseSettings, _lambdas, sweep, sweep_setup, units_of
+from .invariance_result import InvarianceResult, UnitInvariance, layer_figures, report_sections
+from .setting import LAMBDAS, natural_patch_norm, sweep_size
 
-SIGMA_RATIO = 2.5  # receptive field / σ of the window
+CROPS_PER_STEP = 16  # windowed crops of each texture per step
 
 
-def crop_window(size, sigma=None):
-    """exp(-(r/σ)^4), r the distance from the crop's centre, σ = size / 2.5."""
-    sigma = sigma or size / SIGMA_RATIO
-    c = (size - 1) / 2
-    y, x = torch.meshgrid(
-        torch.arange(size, dtype=torch.float64) - c,
-        torch.arange(size, dtype=torch.float64) - c,
-        indexing="ij",
+@dataclass
+class InvarianceSettings(Settings):
+    target: str = setting(None, "LAYER:C, LAYER:A-B or LAYER:all", type=str)
+    n: int = setting(6, "templates per unit", check=at_least(2))
+    lambdas: list = setting(
+        list(LAMBDAS),
+        "the λ sweep of the templates, starting at 0",
+        parse=numbers,
+        check=_lambdas,
     )
-    r = torch.sqrt(x**2 + y**2)
-    return torch.exp(-((r / sigma) ** 4)).float()
+    steps: int = setting(1000, "maximum steps of each optimization", check=at_least(1))
+    seed: int = setting(0, "seed of the initial noise and of the crops", check=seed_check)
+    compare: str = setting(
+        None,
+        "another model to run side by side: MODEL or MODEL:WEIGHTS (e.g."
+        " efficientnet_lite0:random)",
+        type=str,
+    )
+    compare_target: str = setting(
+        None, "the other model's units (default: the same target)", type=str
+    )
 
-
-class WindowedCrops(Pipeline):
-    """N normalized images -> N*K windowed crops of side ``size``, K random positions per image per step.
-
-    Normalized images are zero at the model's mean colour, so multiplying by the
-    window fades each crop to the mean. ``final_view`` takes a fixed grid of K
-    positions instead of random ones.
-    """
-
-    def __init__(self, size, k=16):
-        super().__init__([], output_size=None)
-        self.size, self.k = int(size), int(k)
-        self.fill = 0.0
-        self._window = {}
-
-    def __bool__(self):
-        return True
-
-    def describe(self):
-        return {
-            "windowed_crops": self.size,
-            "per_step": self.k,
-            "window": f"exp(-(r/σ)^4), σ = size / {SIGMA_RATIO}",
-        }
-
-    def window(self, like):
-        key = (like.device, like.dtype)
-        if key not in self._window:
-            self._window[key] = crop_window(self.size).to(like.device, like.dtype)
-        return self._window[key]
-
-    def crops(self, images, ys, xs):
-        """images N x C x H x W, positions (N x K each) -> (N*K) x C x size x size, windowed."""
-        n, c, h, w = images.shape
-        s = self.size
-        ar = torch.arange(s, device=images.device)
-        rows = (ys.to(images.device)[..., None] + ar).view(n, -1, s, 1)  # N x K x s x 1
-        cols = (xs.to(images.device)[..., None] + ar).view(n, -1, 1, s)  # N x K x 1 x s
-        flat = images.view(n, c, h * w)
-        index = (rows * w + cols).view(n, 1, -1).expand(n, c, -1)  # N x C x (K*s*s)
-        out = torch.gather(flat, 2, index).view(n, c, -1, s, s).transpose(1, 2)  # N x K x C x s x s
-        return (out * self.window(images)).reshape(-1, c, s, s)
-
-    def __call__(self, images, generator=None, fill_value=None, affine=None, channels_last=False):
-        # channels_last: the render loop converts the crops itself (model.memory_format)
-        if affine is not None:  # the model's normalization first: the window fades to its zero
-            images = torch.addcmul(affine[1], images, affine[0])
-        n, _, h, w = images.shape
-        ys = torch.randint(0, h - self.size + 1, (n, self.k), generator=generator)
-        xs = torch.randint(0, w - self.size + 1, (n, self.k), generator=generator)
-        return self.crops(images, ys, xs)
-
-    def grid(self, n, h, w, k=None):
-        """A regular grid of about k positions (the same for every image)."""
-        k = k or self.k
-        side = max(1, int(round(math.sqrt(k))))
-        ys = torch.linspace(0, h - self.size, side).round().long()
-        xs = torch.linspace(0, w - self.size, side).round().long()
-        yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-        return yy.reshape(1, -1).expand(n, -1), xx.reshape(1, -1).expand(n, -1)
-
-    def final_view(self, images):
-        n, _, h, w = images.shape
-        return self.crops(images, *self.grid(n, h, w))
-
-
-def crop_mean(layer, channels, k):
-    """The mean over each image's K crops of its unit's activation (the centre unit of the crop)."""
-    per_crop = O.unit(layer, [c for c in channels for _ in range(k)])
-
-    def fn(ctx):
-        return per_crop(ctx).view(-1, k).mean(1)
-
-    return O.Objective(fn, [layer], f"{layer}: mean over windowed crops")
+    def validate(self):
+        if not self.target:
+            raise PreimageError("bad --target: give LAYER:C, LAYER:A-B or LAYER:all")
+        self.lambdas = [float(v) for v in self.lambdas]
 
 
 def all_crops_activation(model, layer, textures, channels, size, chunk=256):
     """The mean activation of each unit over every windowed crop (stride 1) of its texture."""
-    pipe = WindowedCrops(size)
+    views = WindowedCrops(size)
     n, _, h, w = textures.shape
     ys, xs = torch.meshgrid(torch.arange(h - size + 1), torch.arange(w - size + 1), indexing="ij")
     ys, xs = ys.reshape(-1), xs.reshape(-1)
@@ -133,7 +80,7 @@ def all_crops_activation(model, layer, textures, channels, size, chunk=256):
             image = model.normalize(textures[i : i + 1].to(model.device))
             total, count = 0.0, 0
             for start in range(0, len(ys), chunk):
-                crops = pipe.crops(
+                crops = views.crops(
                     image, ys[None, start : start + chunk], xs[None, start : start + chunk]
                 )
                 a = model.activations_of_inputs(model.memory_format(crops), [layer])[layer]
@@ -151,18 +98,17 @@ def textures(
     size,
     steps=1000,
     lr=0.1,
-    crops_per_step=16,
-    norm=None,
+    k=CROPS_PER_STEP,
     seed=0,
     patience=50,
     progress=True,
 ):
-    """Optimize one texture of side 2ρ per unit, maximizing the mean activation of its windowed crops."""
+    """One texture of side 2ρ per unit, maximizing the mean activation of its windowed crops:
+    (the RenderResult, the texture norm)."""
     big = 2 * size
-    norm = 0.5 * natural_patch_norm(model, big) if norm is None else norm
-    n = len(channels)
+    norm = 0.5 * natural_patch_norm(model, big)
     base = ImageParam(
-        n,
+        len(channels),
         big,
         basis="fourier",
         decorrelate=False,
@@ -172,27 +118,25 @@ def textures(
         generator=torch.Generator().manual_seed(int(seed)),
         device=model.device,
     )
-    pipe = WindowedCrops(size, crops_per_step)
+    per_view = O.unit(layer, [c for c in channels for _ in range(k)])
     result = render(
         model,
-        crop_mean(layer, channels, crops_per_step),
-        n=n,
-        size=big,
-        param=NormalizedParam(base, norm, model),
-        transforms=pipe,
-        optimizer="adam",
-        lr=lr,
+        O.over_views(per_view),
+        NormalizedParam(base, norm, model),
+        views=WindowedCrops(size, k),
+        optimizer=Optimizer("adam", lr),
         steps=steps,
+        stop=convergence(patience),
         seed=seed,
-        stop=Convergence(patience=patience) if patience else None,
         progress=progress,
-        desc=f"textures {layer} x{n}",
+        desc=f"textures {layer} x{len(channels)}",
     )
     return result, norm
 
 
 def pair_averages(templates, model):
-    """All pair averages of n templates in pixel space (centred), rescaled to the templates' mean norm."""
+    """All pair averages of n templates in pixel space (centred), rescaled to the templates'
+    mean norm."""
     scale, shift = model.centering(templates)
     centred = templates * scale + shift
     target = centred.flatten(1).norm(dim=1).mean()
@@ -210,71 +154,10 @@ def unit_activation(model, layer, images, channel):
     return a[:, channel, h // 2, w // 2].float().cpu()
 
 
-@dataclass
-class UnitInvariance:
-    layer: str
-    channel: int
-    shift_invariance_index: float | None
-    linear_combination_index: float | None
-    template_activation: float
-    crop_activation: float
-    pair_activation: float
-    chosen_lambda: float | None
-    texture: torch.Tensor  # 3 x 2ρ x 2ρ
-    crops: torch.Tensor  # a grid of windowed crops of the texture, display space
-    templates: torch.Tensor  # n x 3 x ρ x ρ at the chosen λ
-    pairs: torch.Tensor  # 15 x 3 x ρ x ρ
-    extra: dict = field(default_factory=dict)
-
-    def as_dict(self):
-        return {
-            "layer": self.layer,
-            "channel": self.channel,
-            "shift_invariance_index": self.shift_invariance_index,
-            "linear_combination_index": self.linear_combination_index,
-            "template_activation": self.template_activation,
-            "crop_activation": self.crop_activation,
-            "pair_activation": self.pair_activation,
-            "chosen_lambda": self.chosen_lambda,
-            **self.extra,
-        }
-
-
-def invariance(
-    model,
-    layer,
-    channels,
-    n=6,
-    steps=1000,
-    seed=0,
-    progress=True,
-    sweep_kwargs=None,
-    crops_per_step=16,
-):
-    """Both indices for units of a layer: the diverse sweep, the textures, the pair averages."""
-    sweeps = diverse(
-        model,
-        layer,
-        channels,
-        n=n,
-        steps=steps,
-        seed=seed,
-        progress=progress,
-        **(sweep_kwargs or {}),
-    )
-    size = sweeps[0].extra["size"]
-    tex, norm = textures(
-        model,
-        layer,
-        channels,
-        size,
-        steps=steps,
-        seed=seed,
-        crops_per_step=crops_per_step,
-        progress=progress,
-    )
-    crop_act = all_crops_activation(model, layer, tex.images, channels, size)
-    pipe = WindowedCrops(size, 16)
+def indices(model, layer, sweeps, tex, norm, size):
+    """Both indices of every unit from its sweep and its texture."""
+    crop_act = all_crops_activation(model, layer, tex.images, [s.channel for s in sweeps], size)
+    views = WindowedCrops(size, 16)
     out = []
     for i, s in enumerate(sweeps):
         k = s.chosen if s.chosen is not None else 0
@@ -284,9 +167,14 @@ def invariance(
         pair_act = float(unit_activation(model, layer, pairs, s.channel).mean())
         ok = s.chosen is not None and template_act > 0
         with torch.no_grad():
-            grid = pipe.final_view(model.normalize(tex.images[i : i + 1]))
+            grid, _ = views.final(model.normalize(tex.images[i : i + 1]))
         scale, shift = model.affine(grid)
-        crops = (grid - shift) / scale
+        extra = {
+            "texture_norm": norm,
+            "template_norm": s.extra["norm"],
+            "texture_steps": tex.steps,
+            "sweep": s.as_dict(),
+        }
         out.append(
             UnitInvariance(
                 layer=s.layer,
@@ -298,31 +186,86 @@ def invariance(
                 pair_activation=pair_act,
                 chosen_lambda=s.chosen_lambda,
                 texture=tex.images[i],
-                crops=crops.cpu(),
+                crops=((grid - shift) / scale).cpu(),
                 templates=templates,
                 pairs=pairs.cpu(),
-                extra={
-                    "texture_norm": norm,
-                    "template_norm": s.extra["norm"],
-                    "texture_steps": tex.steps,
-                    "sweep": s.as_dict(),
-                },
+                extra=extra,
             )
         )
-    return out, sweeps
+    return out
 
 
-def spearman(units):
-    """Spearman's rank correlation between the two indices over units (scipy.stats), with its p-value."""
-    from scipy.stats import spearmanr
+def measure(model, target, settings, progress=True):
+    """The sweep, the textures and both indices of one model's units: (units, sweeps)."""
+    layer, channels = units_of(model, target, "invariance")
+    sweep_settings = DiverseSettings(
+        target=target,
+        n=settings.n,
+        lambdas=settings.lambdas,
+        steps=settings.steps,
+        seed=settings.seed,
+    )
+    setup = sweep_setup(model, layer, sweep_settings)
+    sweeps = sweep(model, setup, channels, progress)
+    tex, norm = textures(
+        model,
+        layer,
+        channels,
+        setup.size,
+        steps=settings.steps,
+        seed=settings.seed,
+        progress=progress,
+    )
+    return indices(model, layer, sweeps, tex, norm, setup.size), sweeps
 
-    pairs = [
-        (u.shift_invariance_index, u.linear_combination_index)
-        for u in units
-        if u.shift_invariance_index is not None and u.linear_combination_index is not None
-    ]
-    if len(pairs) < 3:
-        return {"rho": None, "p": None, "units": len(pairs)}
-    a, b = np.array(pairs).T
-    result = spearmanr(a, b)
-    return {"rho": float(result.statistic), "p": float(result.pvalue), "units": len(pairs)}
+
+def run(model, settings, *, progress=True, load=None):
+    """Both indices for units of a layer (and of another model's, with ``compare``)."""
+    import time
+
+    start = time.perf_counter()
+    units_of(model, settings.target, "invariance")
+    other, other_target = None, settings.compare_target or settings.target
+    if settings.compare:  # loaded and its target checked before any optimization
+        from ...models import load_model_spec
+
+        load = load or (lambda spec, flag: load_model_spec(spec, device=model.device, flag=flag))
+        other = load(settings.compare, flag="--compare")
+        units_of(other, other_target, "invariance")
+    units, sweeps = measure(model, settings.target, settings, progress)
+    compare = None
+    if other is not None:
+        other_units, other_sweeps = measure(other, other_target, settings, progress)
+        compare = InvarianceResult(other_units, other_sweeps, _config(other, settings), None, 0.0)
+    config = _config(model, settings)
+    return InvarianceResult(units, sweeps, config, compare, time.perf_counter() - start)
+
+
+def _config(model, settings):
+    return {"method": "invariance", **model_record(model), **settings.as_dict()}
+
+
+METHOD = register(
+    Method(
+        name="invariance",
+        help="shift invariance and linear combination indices per unit (Cadena et al. §4.4-4.6)",
+        settings=InvarianceSettings,
+        run=run,
+        covers=("diverse",),
+        atlas=AtlasUse(
+            fields=("steps", "seed", "n", "lambdas"),
+            target=lambda layer, units: {"target": f"{layer}:{','.join(map(str, units))}"},
+            images_per_step=lambda s, units: units * (len(s.lambdas) * s.n + CROPS_PER_STEP),
+            image_size=lambda model, layer, s: sweep_size(model, layer),
+        ),
+        report=ReportUse(
+            sections=report_sections,
+            note=lambda m: _note(m.get("shift_invariance_index")),
+            layer_figures=layer_figures,
+        ),
+    )
+)
+
+
+def _note(sii):
+    return "SII n/a" if sii is None else f"SII {sii:.2g}"

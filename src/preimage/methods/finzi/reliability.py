@@ -1,190 +1,270 @@
 """How far to trust a visualization (Finzi §IV.B.1): repeat it, classify the repeats, compare.
 
-N optimizations of one target from different initial noise are run back
-through a classifier (the model's own, or another). Agreement is read off
-the classifier's logits: the top-1 labels, how many top-5 labels recur, and
-Spearman's rank correlation of the logits between repeats (scipy.stats), as
-Finzi does for AlexNet conv5 channel 6 (25 of 25 "tick", 89 % of top-5 labels
-shared, ρ = 0.11 with p < .001 for the first two repeats).
+N optimizations of one target from different initial noise are run back through a classifier
+(the model's own, or another). Agreement is read off the classifier's logits (``statistics``):
+the top-1 labels, how many top-5 labels recur, and Spearman's rank correlation of the logits
+between repeats, as Finzi does for AlexNet conv5 channel 6 (25 of 25 "tick", 89 % of top-5
+labels shared, ρ = 0.11 with p < .001 for the first two repeats). A target may name several
+units (LAYER:A-B): every unit's repeats run in one batch.
+
+Files, whichever command made them (``preimage reliability``, an atlas job, a study):
+
+    units/LABEL/repeats.png, units/LABEL/logits.png   each target's repeats and logits (Fig. 4)
+    images/NNN_LABEL_rR.png, grid.png                 every repeat; a row per target
+    result.npz   images, inputs (target x repeat x C x H x W), logits (target x repeat x classes),
+                 activations (target x repeat), trace (steps x target·repeat)
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-from itertools import combinations
+import os
+from dataclasses import dataclass
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
+from ...engine.targets import build_objective, parse_targets
 from ...errors import PreimageError
-from ...engine.targets import parse_targets
-from ..visualize import visualize
+from ...io import figures
+from ...io.files import safe_name, save_npz, write_metrics
+from ...io.images import save_grid
+from ...settings import at_least, setting
+from ..base import AtlasUse, Method, ReportUse, Result, Section, fmt
+from ..common import RenderSettings, finzi_objective, finzi_render, image_files, model_record
+from ..registry import register
+from .statistics import logits_and_features, repeat_statistics
+
+ROW_KEYS = (
+    "repeats",
+    "top1_most_common",
+    "top1_agreement",
+    "top5_shared",
+    "spearman",
+    "pixel_correlation",
+    "feature_correlation",
+    "top1_names",
+)
 
 
 @dataclass
-class Reliability:
-    result: object  # the RenderResult of the repeats
-    logits: np.ndarray  # repeats x classes, from the classifier
-    stats: dict
-    classifier: str
-    config: dict = field(default_factory=dict)
+class ReliabilitySettings(RenderSettings):
+    target: str = setting(
+        None,
+        "the target repeated: LAYER:C, LAYER:C@Y,X, class:N|NAME (or several units of one layer:"
+        " LAYER:A-B, each repeated)",
+        type=str,
+    )
+    repeats: int = setting(25, "optimizations from different noise (Finzi's 25)", check=at_least(2))
+    classifier: str = setting(
+        None,
+        "classify the repeats with this model, MODEL or MODEL:WEIGHTS (default: the model itself)",
+        type=str,
+    )
+
+    def validate(self):
+        if not self.target:
+            raise PreimageError("bad --target: give one target, such as _blocks.14:6")
 
 
-@torch.no_grad()
-def classify(classifier, images, chunk=16):
-    """Logits (N x classes, float64) of display-space images, resized to the classifier's input size."""
-    size = classifier.input_size
-    out = []
-    for start in range(0, images.shape[0], chunk):
-        x = images[start : start + chunk].to(classifier.device, torch.float32)
-        if x.shape[-1] != size or x.shape[-2] != size:
-            x = F.interpolate(
-                x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-            )
-        y = classifier.logits(x)
-        if y.dim() != 2:
-            raise PreimageError(
-                f"classifier {classifier.name} returns shape {tuple(y.shape)}; a classifier must"
-                " return N x classes logits"
-            )
-        out.append(y.double().cpu())
-    return torch.cat(out).numpy()
-
-
-def _correlations(vectors):
-    """Pearson correlation of every pair of rows (flattened), as a list in combinations order."""
-    v = vectors.reshape(vectors.shape[0], -1).astype(np.float64)
-    v = v - v.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(v, axis=1, keepdims=True)
-    v = v / np.where(norm > 0, norm, 1.0)
-    c = v @ v.T
-    return [float(c[i, j]) for i, j in combinations(range(len(v)), 2)]
-
-
-def repeat_statistics(logits, class_names=None, images=None, features=None, alpha=0.05):
-    """The reliability statistics of N repeats from their logits (N x classes).
-
-    - top-1 label of each repeat and the top-1 agreement: the share of repeats
-      whose top-1 is the most common one;
-    - the top-5 sets, and the share of all N x 5 top-5 labels that also appear
-      in another repeat's top 5 (Finzi: 125 labels, 14 unique to a repeat, 89 % shared);
-    - Spearman's ρ of the logits for every pair of repeats, with scipy's p-values:
-      mean, min, max, the share with p < alpha, and the first pair alone (the paper's sample);
-    - with images and features (N x ...), the mean pairwise Pearson correlation
-      in pixel space and in feature space.
-    """
-    from scipy.stats import spearmanr
-
-    logits = np.asarray(logits, dtype=np.float64)
-    n, k = logits.shape
-    if n < 2:
-        raise PreimageError(f"bad --repeats {n}; reliability needs at least 2 repeats")
-    name = (lambda i: class_names[i]) if class_names else (lambda i: str(i))
-    top1 = logits.argmax(axis=1)
-    label, count = Counter(top1.tolist()).most_common(1)[0]
-    top5 = np.argsort(-logits, axis=1)[:, : min(5, k)]
-    in_repeats = Counter(c for row in top5 for c in set(row.tolist()))
-    total = top5.size
-    shared = sum(1 for row in top5 for c in row if in_repeats[c] >= 2)
-
-    pairs = list(combinations(range(n), 2))
-    rho, p = [], []
-    for i, j in pairs:
-        r = spearmanr(logits[i], logits[j])
-        rho.append(float(r.statistic))
-        p.append(float(r.pvalue))
-    rho, p = np.array(rho), np.array(p)
-    stats = {
-        "repeats": n,
-        "classes": k,
-        "top1": [int(c) for c in top1],
-        "top1_names": [name(int(c)) for c in top1],
-        "top1_most_common": {"class": int(label), "name": name(int(label)), "count": int(count)},
-        "top1_agreement": count / n,
-        "top5": [[int(c) for c in row] for row in top5],
-        "top5_names": [[name(int(c)) for c in row] for row in top5],
-        "top5_labels": int(total),
-        "top5_unique_to_one_repeat": int(total - shared),
-        "top5_shared": shared / total,
-        "spearman": {
-            "pairs": len(pairs),
-            "mean_rho": float(rho.mean()),
-            "min_rho": float(rho.min()),
-            "max_rho": float(rho.max()),
-            "fraction_p_below": float((p < alpha).mean()),
-            "alpha": alpha,
-            "max_p": float(p.max()),
-            "first_pair": {"rho": float(rho[0]), "p": float(p[0])},
-        },
-    }
-    if images is not None:
-        stats["pixel_correlation"] = float(np.mean(_correlations(np.asarray(images))))
-    if features is not None:
-        stats["feature_correlation"] = float(np.mean(_correlations(np.asarray(features))))
-    return stats
-
-
-def _repeatable_target(model, target, size, unit_mode):
-    elements = parse_targets(model, [target], size, unit_mode)
-    if len(elements) != 1:
+def check_classifier(classifier):
+    if not classifier.classes:
         raise PreimageError(
-            f"bad --target {target!r}; reliability repeats one target (one channel, unit or class),"
-            f" and this names {len(elements)}"
+            f"model {classifier.name} has no class names to classify with; give --classifier MODEL"
+            " (for example efficientnet_lite0)"
         )
-    return elements[0]
 
 
-def logits_and_features(model, images, layer, classifier=None):
-    """The classifier's logits (default: ``model``'s) and ``model``'s activations at ``layer`` (NumPy) for images."""
-    logits = classify(classifier or model, images)
-    with torch.no_grad():
-        features = model.activations(images.to(model.device), [layer])[layer].float().cpu().numpy()
-    return logits, features
+def _atlas_check(model):
+    if not model.classes:
+        raise PreimageError(
+            f"reliability needs class logits, and {model.name} has none; drop it from --methods"
+        )
 
 
-def reliability(
-    model, target, repeats=25, classifier=None, size=None, seed=0, unit_mode=False, **visualize_kw
-):
-    """Run ``repeats`` optimizations of one target (one batch, different noise) and measure their agreement.
+def classifier_of(model, settings, load):
+    if not settings.classifier:
+        return model
+    if load is None:
+        from ...models import load_model_spec
 
-    classifier: a VisionModel with class logits (default: ``model``).
-    visualize_kw: the method (param, transforms, lr, l2, tv, steps, ...) as for ``visualize``.
-    """
-    if repeats < 2:
-        raise PreimageError(f"bad --repeats {repeats}; reliability needs at least 2 repeats")
-    classifier = classifier or model
-    size = int(size or model.input_size)
-    element = _repeatable_target(model, target, size, unit_mode)
-    result, _ = visualize(
-        model, [target] * repeats, size=size, seed=seed, unit_mode=unit_mode, **visualize_kw
-    )
-    layer = element.layer
+        def load(spec, flag):
+            return load_model_spec(spec, device=model.device, flag=flag)
+
+    return load(settings.classifier, flag="--classifier")
+
+
+@dataclass
+class ReliabilityResult(Result):
+    """Every target's repeats, their logits, and the agreement statistics per target."""
+
+    render: object
+    elements: list
+    addresses: list
+    repeats: int
+    logits: object
+    stats: list
+    classifier: str
+    config: dict
+    method = "reliability"
+
+    def labels(self):
+        return [e.label() for e in self.elements]
+
+    def folder_of(self, i):
+        return os.path.join("units", safe_name(self.labels()[i]))
+
+    def save(self, folder, argv=None):
+        r, R = self.render, self.repeats
+        os.makedirs(folder, exist_ok=True)
+        names = image_files(
+            folder, r.images, [f"{lab}_r{k}" for lab in self.labels() for k in range(R)]
+        )
+        save_grid(os.path.join(folder, "grid.png"), r.images, columns=R)
+        for i, label in enumerate(self.labels()):
+            rows = slice(i * R, (i + 1) * R)
+            sub = os.path.join(folder, self.folder_of(i))
+            save_grid(os.path.join(sub, "repeats.png"), r.images[rows], columns=R)
+            title = f"{label}: {R} repeats through {self.classifier}"
+            figures.logits_plot(self.logits[rows], os.path.join(sub, "logits.png"), title=title)
+        T = len(self.elements)
+        save_npz(
+            os.path.join(folder, "result.npz"),
+            images=r.images.reshape(T, R, *r.images.shape[1:]),
+            inputs=r.inputs.reshape(T, R, *r.inputs.shape[1:]),
+            logits=self.logits.reshape(T, R, -1),
+            activations=r.activations.reshape(T, R),
+            trace=r.trace,
+        )
+        targets = [{"target": lab, **st} for lab, st in zip(self.labels(), self.stats)]
+        return write_metrics(
+            folder,
+            self.config,
+            argv,
+            targets=targets,
+            activations=r.activations.tolist(),
+            steps=r.steps,
+            seconds=round(r.seconds, 3),
+            images=names,
+            files=["grid.png", "units/", "result.npz"],
+        )
+
+    def unit_rows(self):
+        rows = []
+        for i, (e, address) in enumerate(zip(self.elements, self.addresses)):
+            if e.kind not in ("channel", "unit"):
+                continue
+            sub = self.folder_of(i)
+            artifacts = {k: os.path.join(sub, f"{k}.png") for k in ("repeats", "logits")}
+            metrics = {k: self.stats[i][k] for k in ROW_KEYS}
+            rows.append(
+                {
+                    "layer": address,
+                    "unit": int(e.channel),
+                    "method": "reliability",
+                    "metrics": metrics,
+                    "artifacts": artifacts,
+                }
+            )
+        return rows
+
+    def job_metrics(self):
+        r = self.render
+        return {"steps": r.steps, "mean_activation": float(r.activations.mean())}
+
+    def summary(self, folder):
+        lines = []
+        for label, s in zip(self.labels(), self.stats):
+            top, sp = s["top1_most_common"], s["spearman"]
+            lines += [
+                f"{label}: top-1 {top['name']} in {top['count']} of {s['repeats']} repeats"
+                f" (agreement {s['top1_agreement']:.2f})",
+                f"  top-5 labels shared by at least two repeats: {100 * s['top5_shared']:.0f} %"
+                f" ({s['top5_unique_to_one_repeat']} of {s['top5_labels']} unique to one repeat)",
+                f"  Spearman ρ of the logits over {sp['pairs']} pairs: mean {sp['mean_rho']:.3f},"
+                f" min {sp['min_rho']:.3f}, p < {sp['alpha']:g} in"
+                f" {100 * sp['fraction_p_below']:.0f} %; first pair ρ ="
+                f" {sp['first_pair']['rho']:.3f} (p = {sp['first_pair']['p']:.2g})",
+                f"  mean pairwise correlation: pixels {s['pixel_correlation']:.3f},"
+                f" {s['feature_layer']} features {s['feature_correlation']:.3f}",
+            ]
+        lines.append(f"wrote grid.png, units/, images/, result.npz and metrics.json to {folder}/")
+        return lines
+
+
+def repeat(model, settings, classifier, progress=True):
+    """Run ``repeats`` optimizations of every target element (one batch) and measure them."""
+    s = settings
+    check_classifier(classifier)
+    size = int(s.size or model.input_size)
+    elements = parse_targets(model, [s.target], size, s.unit)
+    if any(e.kind not in ("channel", "unit") for e in elements):
+        raise PreimageError(
+            f"bad --target {s.target!r}; reliability repeats channels, units or classes"
+        )
+    expanded = [e for e in elements for _ in range(s.repeats)]
+    objective = finzi_objective(s, build_objective(expanded))
+    labels = [e.label() for e in expanded]
+    result = finzi_render(model, objective, s, len(expanded), size, "reliability", labels, progress)
+    layer = elements[0].layer
     logits, features = logits_and_features(model, result.images, layer, classifier)
-    stats = repeat_statistics(
-        logits, classifier.classes, images=result.images.numpy(), features=features
+    stats = []
+    for i in range(len(elements)):
+        rows = slice(i * s.repeats, (i + 1) * s.repeats)
+        st = repeat_statistics(
+            logits[rows],
+            classifier.classes,
+            images=result.images[rows].numpy(),
+            features=features[rows],
+        )
+        stats.append({**st, "feature_layer": layer})
+    config = {"method": "reliability", **model_record(model), **s.as_dict(), "size": size}
+    config.update(classifier_name=classifier.name, classifier_weights=classifier.weights)
+    config["render"] = result.config
+    addresses = [model.resolve_layer(e.layer) for e in elements]
+    return ReliabilityResult(
+        result, elements, addresses, s.repeats, logits, stats, classifier.name, config
     )
-    stats["feature_layer"] = layer
-    config = {
-        "target": target,
-        "repeats": repeats,
-        "classifier": classifier.name,
-        "classifier_weights": classifier.weights,
-        "size": size,
-        "seed": seed,
-        "unit_mode": unit_mode,
-        **visualize_kw,
-    }
-    config.pop("progress", None)
-    return Reliability(
-        result=result, logits=logits, stats=stats, classifier=classifier.name, config=config
+
+
+def run(model, settings, *, progress=True, load=None):
+    """The repeats of the settings' target, classified by the model or the settings' classifier."""
+    return repeat(model, settings, classifier_of(model, settings, load), progress)
+
+
+def _section(m):
+    sp, top = m.get("spearman", {}), m.get("top1_most_common", {})
+    rows = (
+        ("repeats", m.get("repeats")),
+        ("most common top-1", f"{top.get('name')} ({top.get('count')} of {m.get('repeats')})"),
+        ("top-5 labels shared", m.get("top5_shared")),
+        (
+            "Spearman ρ of logits, mean (min)",
+            f"{fmt(sp.get('mean_rho'))} ({fmt(sp.get('min_rho'))})",
+        ),
+        (
+            "pixel / feature correlation",
+            f"{fmt(m.get('pixel_correlation'))} / {fmt(m.get('feature_correlation'))}",
+        ),
     )
+    return [
+        Section(
+            "Reliability",
+            rows=rows,
+            images=(("repeats", "repeats", False), ("logits", "logits", False)),
+        )
+    ]
 
 
-def condition_correlation(logits_a, logits_b):
-    """Spearman's ρ (and p) between two conditions' mean logits over their repeats (Finzi Fig. 6)."""
-    from scipy.stats import spearmanr
-
-    r = spearmanr(np.asarray(logits_a).mean(axis=0), np.asarray(logits_b).mean(axis=0))
-    return float(r.statistic), float(r.pvalue)
+METHOD = register(
+    Method(
+        name="reliability",
+        help="repeat one visualization and measure how much the repeats agree (Finzi §IV.B.1)",
+        settings=ReliabilitySettings,
+        run=run,
+        atlas=AtlasUse(
+            fields=("steps", "seed", "size", "repeats"),
+            target=lambda layer, units: {"target": f"{layer}:{','.join(map(str, units))}"},
+            images_per_step=lambda s, units: units * s.repeats,
+            image_size=lambda model, layer, s: int(s.size or model.input_size),
+            check=_atlas_check,
+        ),
+        report=ReportUse(sections=_section, thumbnail="repeats"),
+    )
+)

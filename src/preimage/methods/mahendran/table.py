@@ -1,8 +1,10 @@
 """Tables 4 and 5 of Mahendran & Vedaldi for any model: inversion error per layer and per C.
 
-A column is a layer of a model (several models side by side make Table 4). Each column is one batch: every image at every C, inverted from noise with the
-energy of eq. 1. The error of an inversion is ‖Φ(x*) - Φ0‖ / ‖Φ0‖ (§5.1); the
-table gives its mean ± standard deviation over the images, in percent.
+A column is a layer of a model (several models side by side make Table 4). Each column is one
+batch: every image at every C, inverted from noise with the energy of eq. 1. The error of an
+inversion is ‖Φ(x*) - Φ0‖ / ‖Φ0‖ (§5.1); the table gives its mean ± standard deviation over the
+images, in percent. Files: table.csv, table.md, errors.png, inversions.png, result.npz,
+metrics.json.
 """
 
 from __future__ import annotations
@@ -10,16 +12,24 @@ from __future__ import annotations
 import csv
 import io
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
+from ...errors import PreimageError
 from ...io.figures import pyplot, save_figure
-from ...io.images import atomic_write, save_json, save_npz, to_uint8
-from .preimages import bounded_photograph_error, invert, paper_C
+from ...io.files import atomic_write, environment, save_json, save_npz
+from ...io.images import to_uint8
+from ...settings import at_least, numbers, setting
+from ..base import Method, Result
+from ..registry import register
+from .energy import EnergySettings, bounded_photograph_error, paper_C
+from .invert import invert
 
 
 def column_name(model, layer, with_model=False):
-    """A table column: the layer's paper name where it has one, prefixed by the model when several are compared."""
+    """A table column: the layer's paper name where it has one, prefixed by the model when
+    several are compared."""
     alias = {v: k for k, v in model.aliases.items()}.get(model.resolve_layer(layer))
     name = alias or layer
     return f"{model.name}:{name}" if with_model else name
@@ -180,6 +190,7 @@ def write_table(out, columns, Cs, errors, first, images, config, bounded=None):
         },
         "files": ["table.csv", "table.md", "errors.png", "inversions.png", "result.npz"],
     }
+    metrics["environment"] = environment()
     save_json(os.path.join(out, "metrics.json"), metrics)
     return metrics
 
@@ -225,3 +236,130 @@ def _figure(path, original, panels):
         ax.set_title(f"{name} (C={c:g})", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def _positive_all(flag, values):
+    if any(not v > 0 for v in values):
+        raise PreimageError(
+            f"bad {flag} {','.join(f'{v:g}' for v in values)}; every C must be positive"
+        )
+
+
+@dataclass
+class TableSettings(EnergySettings):
+    layers: str = setting(
+        None, "layer names separated by commas (default: each model's output)", type=str
+    )
+    C: list = setting(
+        None,
+        "values of C separated by commas (default: 1,20,100,300; the model's own C where it has"
+        " one, 20 for hog, hogb and dsift as in §5.1)",
+        parse=numbers,
+        check=_positive_all,
+    )
+    images: str = setting(None, "folder of images (default: the sample photographs)", type=str)
+    limit: int = setting(None, "use only the first N images", type=int, check=at_least(1))
+
+
+def _columns(models, settings, size):
+    layers = [x for x in (settings.layers or "").split(",") if x]
+    columns = []
+    for model in models:
+        for layer in layers or [model.layers(size)[-1].name]:  # without --layers, the output
+            model.layer_info(layer, size)
+            several = len(models) > 1
+            name = model.name if not layers and several else column_name(model, layer, several)
+            columns.append((model, layer, name))
+    return columns
+
+
+def _images(settings, size):
+    from ...io.images import load_folder
+    from ...io.samples import SAMPLE_IMAGES, sample_images
+
+    if settings.images:
+        return load_folder(settings.images, size, settings.limit)
+    images = sample_images(size)
+    images = images[: settings.limit] if settings.limit else images
+    return images, [f"sample:{n}" for n in SAMPLE_IMAGES][: images.shape[0]]
+
+
+@dataclass
+class TableResult(Result):
+    columns: list
+    Cs: list
+    errors: dict
+    first: dict
+    bounded: dict
+    images: object
+    config: dict
+    method = "invert-table"
+
+    def save(self, folder, argv=None):
+        config = dict(self.config)
+        if argv is not None:
+            config["argv"] = list(argv)
+        args = (self.columns, self.Cs, self.errors, self.first, self.images, config, self.bounded)
+        return write_table(folder, *args)
+
+    def summary(self, folder):
+        with open(os.path.join(folder, "table.md")) as f:
+            table = f.read().rstrip()
+        files = "table.csv, table.md, errors.png, inversions.png, result.npz and metrics.json"
+        return [table, f"wrote {files} to {folder}/"]
+
+
+def run(models, settings, *, progress=True, load=None):
+    """Invert every image at every C from every (model, layer) column."""
+    s = settings
+    models = models if isinstance(models, (list, tuple)) else [models]
+    size = int(s.size or models[0].input_size)
+    columns = _columns(models, s, size)
+    hinted = [m.inversion_C for m in models]
+    if s.C:
+        Cs = list(s.C)
+    elif all(c is not None for c in hinted):
+        Cs = sorted({float(c) for c in hinted})
+    else:
+        Cs = [1.0, 20.0, 100.0, 300.0]
+    images, files = _images(s, size)
+    if "measured" in (s.B, s.V) and len({(m.mean, m.input_range) for m in models}) > 1:
+        raise PreimageError(
+            "bad --B/--V 'measured' with models whose preprocessing differs; give numbers, or one"
+            " model at a time"
+        )
+    energy = s.energy(models[0], images)
+    prior_kw = s.prior_kw(models[0])
+    errors, first, bounded = inversion_table(
+        columns,
+        Cs,
+        images,
+        seeds=1,
+        seed=s.seed,
+        energy=energy,
+        jitter=s.jitter,
+        progress=progress,
+        **prior_kw,
+    )
+    config = {
+        "command": "invert-table",
+        "models": [m.name for m in models],
+        "weights": [m.weights for m in models],
+        **s.as_dict(),
+        "size": size,
+        "images": files,
+        "energy": energy.describe(),
+        "prior": prior_kw["prior"].describe() if prior_kw else None,
+    }
+    return TableResult(columns, Cs, errors, first, bounded, images, config)
+
+
+METHOD = register(
+    Method(
+        name="invert-table",
+        help="inversion error per layer and per C, like Tables 4 and 5 of Mahendran & Vedaldi",
+        settings=TableSettings,
+        run=run,
+        models="many",
+    )
+)

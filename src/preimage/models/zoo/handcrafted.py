@@ -130,6 +130,7 @@ HOG_EPSILON = 1e-4  # UoCTTI block-norm regulariser (VLFeat)
 CLAMP = 0.2
 FLOAT_EPSILON = float(np.finfo(np.float32).eps)  # VL_EPSILON_F
 INPUT_SIZE = 224
+INVERSION_C = 20.0  # §5.1 inverts HOG, HOGb and DSIFT with C = 20 and no jitter
 
 
 def _exact(fn, x):
@@ -688,6 +689,8 @@ def _wrap(module, name):
         input_range=(0.0, 255.0),
         input_size=INPUT_SIZE,
         weights="none (hand-crafted)",
+        inversion_C=INVERSION_C,
+        jitter=0,
     )
 
 

@@ -58,6 +58,8 @@ HW_WEIGHT_JITTER = 0.02
 HW_MODULATION = 0.1  # weights 1 + 0.1 cos(φ_k - HW_PREFERRED)
 HW_PREFERRED = math.radians(60.0)
 HW_SEED = 2
+# Fig. 2 keeps 80 % of the λ = 0 activation for the toy complex cells (0.9 for the networks)
+COMPLEX_THRESHOLD = 0.8
 
 
 def gabor(
@@ -172,7 +174,7 @@ def hw_phases_and_weights():
     return phases.tolist(), weights.tolist()
 
 
-def _wrap(module, name, weights, preceding=None):
+def _wrap(module, name, weights, preceding=None, threshold=0.9):
     if weights not in (None, "none"):
         from ...errors import PreimageError
 
@@ -188,6 +190,7 @@ def _wrap(module, name, weights, preceding=None):
         input_size=SIZE,
         weights="none (fixed toy model)",
         preceding=preceding or {},
+        diversity_threshold=threshold,
     )
 
 
@@ -225,6 +228,7 @@ def _energy(weights=None, seed=0):
         "energy_complex_cell",
         weights,
         {"response": "subunits"},
+        threshold=COMPLEX_THRESHOLD,
     )
 
 
@@ -246,4 +250,5 @@ def _hubel_wiesel(weights=None, seed=0):
         "hw_complex_cell",
         weights,
         {"response": "subunits"},
+        threshold=COMPLEX_THRESHOLD,
     )

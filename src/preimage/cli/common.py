@@ -1,0 +1,80 @@
+"""What every subcommand shares: the model flags, the device check, loading models."""
+
+from __future__ import annotations
+
+from ..errors import PreimageError
+
+EXIT_USAGE = 2
+
+
+def model_args(p, many=False):
+    """--model, --weights, --weights-seed, --device."""
+    if many:
+        p.add_argument(
+            "--model",
+            default="efficientnet_lite0",
+            help="a model, or several separated by commas, each MODEL or MODEL:WEIGHTS (default:"
+            " efficientnet_lite0)",
+        )
+        p.add_argument("--weights", default=None, help="weights of models given without :WEIGHTS")
+    else:
+        p.add_argument(
+            "--model",
+            default="efficientnet_lite0",
+            help="model name (default: efficientnet_lite0; `preimage models` lists them)",
+        )
+        p.add_argument(
+            "--weights", default=None, help="'imagenet' (default), 'random', or a state-dict file"
+        )
+    p.add_argument(
+        "--weights-seed", type=int, default=0, help="seed of --weights random (default: 0)"
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+
+
+def check_device(device):
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PreimageError(f"device {device!r} is not available on this machine; valid: cpu")
+
+
+def load(args):
+    """The model the flags name."""
+    from ..models import load_model
+
+    check_device(args.device)
+    return load_model(args.model, weights=args.weights, seed=args.weights_seed, device=args.device)
+
+
+def load_many(args):
+    """The models of --model A,B:WEIGHTS,... (weights from --weights where a model has none)."""
+    from ..models import load_model
+
+    specs = [m for m in args.model.split(",") if m]
+    if not specs:
+        raise PreimageError(
+            "bad --model ''; give one model, or several separated by commas (MODEL or"
+            " MODEL:WEIGHTS)"
+        )
+    check_device(args.device)
+    models = []
+    for spec in specs:
+        name, _, weights = spec.partition(":")
+        models.append(
+            load_model(
+                name, weights=weights or args.weights, seed=args.weights_seed, device=args.device
+            )
+        )
+    return models
+
+
+def loader(args):
+    """How a method loads another model it is given as MODEL or MODEL:WEIGHTS (--compare,
+    --classifier): with the flags' weights seed and device."""
+    from ..models import load_model_spec
+
+    def load_spec(spec, flag="--model"):
+        return load_model_spec(spec, seed=args.weights_seed, device=args.device, flag=flag)
+
+    return load_spec

@@ -1,0 +1,34 @@
+"""`preimage layers`: every addressable layer with its shape and receptive field."""
+
+from __future__ import annotations
+
+import json
+
+from .common import load, model_args
+
+
+def add(sub):
+    p = sub.add_parser("layers", help="every addressable layer with its shape and receptive field")
+    model_args(p)
+    p.add_argument(
+        "--size", type=int, default=None, help="input size in pixels (default: the model's)"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print a JSON list with name, shape, rf_size, rf_stride"
+    )
+    p.set_defaults(run=run)
+
+
+def run(args):
+    table = load(args).layers(args.size)
+    if args.json:
+        print(json.dumps([info.as_dict() for info in table], indent=1))
+        return
+    width = max(len(info.name) for info in table)
+    print(f"{'layer':{width}}  {'alias':8} {'shape':>16} {'rf_size':>8} {'rf_stride':>9}")
+    for info in table:
+        shape = "x".join(str(s) for s in info.shape)
+        print(
+            f"{info.name:{width}}  {info.alias or '':8} {shape:>16} {str(info.rf_size):>8}"
+            f" {str(info.rf_stride):>9}"
+        )

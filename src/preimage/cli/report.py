@@ -1,0 +1,16 @@
+"""`preimage report DIR`: the static HTML report of an atlas folder."""
+
+from __future__ import annotations
+
+
+def add(sub):
+    p = sub.add_parser("report", help="a static HTML report of an atlas folder: DIR/index.html")
+    p.add_argument("dir", help="the atlas folder (--out of preimage atlas)")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from ..atlas.report import write_report
+
+    index, counts = write_report(args.dir)
+    print(f"wrote {counts['unit_pages']} unit pages over {counts['layers']} layers; open {index}")

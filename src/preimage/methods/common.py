@@ -1,0 +1,186 @@
+"""What several methods share: Finzi's render settings, the prior, the result of a render."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from ..engine import objectives as O
+from ..engine.optim import OPTIMIZERS, Optimizer
+from ..engine.params import ImageParam
+from ..engine.stopping import convergence
+from ..engine.transforms import parse_transforms
+from ..errors import PreimageError
+from ..io.files import safe_name, save_npz
+from ..io.images import save_grid, save_png
+from ..settings import Settings, at_least, positive, seed_check, setting
+
+
+def _transforms(flag, value):
+    parse_transforms(value)  # a bad spec fails here, before any work
+
+
+@dataclass
+class RenderSettings(Settings):
+    """Finzi's method (Lucid's defaults): the settings of ``visualize``, ``reliability``, ``study``."""
+
+    steps: int = setting(256, "maximum optimization steps", check=at_least(1))
+    size: int = setting(
+        None, "image size in pixels (default: the model's input size)", type=int, check=at_least(1)
+    )
+    seed: int = setting(0, "seed of the initial noise and the random transforms", check=seed_check)
+    param: str = setting(
+        "fourier",
+        "image parameterization (fourier: amplitudes scaled by 1/f)",
+        choices=("pixel", "fourier"),
+    )
+    decorrelate: bool = setting(
+        True, "optimize RGB directly instead of decorrelated colour", flag="--no-decorrelate"
+    )
+    transforms: str = setting(
+        "finzi",
+        "'none', 'finzi' (pad 12, jitter 8, scale .9-1.1, rotate ±10, jitter 4), or a list like"
+        " 'jitter:4,rotate:-5:5:1'",
+        check=_transforms,
+    )
+    optimizer: str = setting("adam", "the optimizer", choices=OPTIMIZERS)
+    lr: float = setting(0.05, "learning rate (Finzi's)", check=positive)
+    l2: float = setting(0.0, "weight of the L2 image penalty (Finzi's λ1)", check=at_least(0))
+    tv: float = setting(
+        0.0, "weight of the total-variation penalty (Finzi's λ2)", check=at_least(0)
+    )
+    tv_beta: float = setting(
+        1.0, "exponent β of TV^β (1: Finzi; 2: Mahendran & Vedaldi)", check=positive
+    )
+    unit: bool = setting(False, "LAYER:C means the centre unit instead of the channel mean")
+    patience: int = setting(
+        50,
+        "stop once no image has improved for this many steps; 0 runs every step",
+        check=at_least(0),
+    )
+
+
+def finzi_objective(settings, base):
+    """The target terms plus Finzi's penalties: base - l2·L2 - tv·TV^β."""
+    objective = base
+    if settings.l2:
+        objective = objective - settings.l2 * O.l2()
+    if settings.tv:
+        objective = objective - settings.tv * O.tv(beta=settings.tv_beta)
+    return objective
+
+
+def finzi_render(model, objective, settings, n, size, desc, labels=None, progress=True):
+    """One batch of ``n`` images of side ``size`` optimized with the render settings."""
+    from ..engine.render import render
+
+    generator = torch.Generator().manual_seed(int(settings.seed))
+    param = ImageParam(
+        n,
+        size,
+        basis=settings.param,
+        decorrelate=settings.decorrelate,
+        generator=generator,
+        device=model.device,
+    )
+    return render(
+        model,
+        objective,
+        param,
+        transforms=parse_transforms(settings.transforms),
+        optimizer=Optimizer(settings.optimizer, settings.lr),
+        steps=settings.steps,
+        stop=convergence(settings.patience),
+        seed=settings.seed,
+        generator=generator,
+        progress=progress,
+        desc=desc,
+        labels=labels,
+    )
+
+
+# -- the prior -------------------------------------------------------------------------------
+
+
+def prior_fields(default_weight):
+    """The --prior and --prior-weight settings, with a method's default weight."""
+    prior = setting(
+        None,
+        "a natural-image prior: 'default' (the packaged PixelCNN++) or a file from `preimage prior"
+        " train`",
+        type=str,
+    )
+    weight = setting(
+        None,
+        f"weight of log P(x) in nats per image (default {default_weight:g})",
+        type=float,
+        check=at_least(0),
+    )
+    return prior, weight
+
+
+def check_prior(settings):
+    if settings.prior is None and settings.prior_weight is not None:
+        raise PreimageError(
+            f"bad --prior-weight {settings.prior_weight}: it weighs a prior, so give --prior"
+            " default or --prior FILE too"
+        )
+
+
+def prior_term(model, settings, default_weight):
+    """(the prior module, its weight, its record for the configuration) when the settings name
+    a prior, else (None, 0.0, None)."""
+    if settings.prior is None:
+        return None, 0.0, None
+    from ..priors import load_prior
+
+    weight = default_weight if settings.prior_weight is None else settings.prior_weight
+    prior = load_prior(settings.prior, model.device).to(model.device)
+    return prior, weight, {**prior.describe(), "weight": weight}
+
+
+def with_prior(model, objective, settings, default_weight):
+    """objective + w·log P(x) (nats per image) when the settings name a prior: (objective, the
+    prior module or None, its record or None)."""
+    prior, weight, record = prior_term(model, settings, default_weight)
+    if prior is not None and weight:
+        objective = objective + weight * O.log_prior(prior)
+    return objective, prior, record
+
+
+# -- the files of a batch of images ----------------------------------------------------------
+
+
+def image_name(i, label):
+    """The file of the i-th image of a batch: images/NNN_label.png."""
+    return os.path.join("images", f"{i:03d}_{safe_name(label)}.png")
+
+
+def image_files(folder, images, labels, writer=None):
+    """images/NNN_label.png for every image; returns their paths relative to the folder."""
+    names = []
+    for i, (image, label) in enumerate(zip(images, labels)):
+        name = image_name(i, label)
+        (writer or save_png)(os.path.join(folder, name), image)
+        names.append(name)
+    return names
+
+
+def save_render_arrays(folder, render, **extra):
+    """grid.png and result.npz (images, inputs, activations, objective, trace) of a render."""
+    save_grid(os.path.join(folder, "grid.png"), render.images)
+    save_npz(
+        os.path.join(folder, "result.npz"),
+        images=render.images,
+        inputs=render.inputs,
+        activations=render.activations,
+        objective=render.objective,
+        trace=render.trace,
+        **extra,
+    )
+
+
+def model_record(model):
+    return {"model": model.name, "weights": model.weights}
