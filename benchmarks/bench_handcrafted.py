@@ -24,7 +24,7 @@ from cyvlfeat.hog import hog as vl_hog
 from cyvlfeat.sift import dsift as vl_dsift
 
 import preimage
-from preimage.io.images import sample_images
+from preimage.io.samples import sample_images
 
 SIZE = 512
 

@@ -55,7 +55,8 @@ def test_visualize_writes_pngs_npz_and_metrics(tmp_path, capsys):
     ]
     assert metrics["steps"] == 3 and metrics["seconds"] > 0
     assert metrics["config"]["model"] == "efficientnet_lite0" and metrics["config"]["tv"] == 0.01
-    assert metrics["config"]["transforms"]["steps"][0] == "pad:12"
+    assert metrics["config"]["transforms"] == "finzi"
+    assert metrics["config"]["render"]["transforms"]["steps"][0] == "pad:12"
     for name in metrics["images"] + ["grid.png"]:
         from PIL import Image
 

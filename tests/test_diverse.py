@@ -6,13 +6,20 @@ import pytest
 import torch
 
 import preimage
+from preimage import objectives as O
 from preimage.methods.cadena import diverse as D
+from preimage.methods.cadena import setting as S
+from preimage.methods.cadena.phase import phase
 from preimage.models.zoo.v1_cells import WAVELENGTH, grating
+
+
+def _sweeps(model, target, **settings):
+    return D.run(model, D.DiverseSettings(target=target, **settings), progress=False).sweeps
 
 
 def _phases(model, images):
     scale, shift = model.centering(images)
-    return [math.degrees(float(p)) % 360 for p in D.phase(images * scale + shift, WAVELENGTH)]
+    return [math.degrees(float(p)) % 360 for p in phase(images * scale + shift, WAVELENGTH)]
 
 
 def _gaps(angles):
@@ -51,8 +58,11 @@ def test_toy_cells_are_what_they_claim():
 
 def test_min_distance_term():
     f = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0], [1.0, 1.0], [1.0, 2.0], [9.0, 9.0]])
-    ctx = preimage.objectives.Context({"L": f}, torch.zeros(6, 3, 2, 2), torch.zeros(6, 3, 2, 2))
-    values = D.min_distance("L", 3, [2.0, 10.0])(ctx)
+    ctx = O.Context({"L": f}, torch.zeros(6, 3, 2, 2), torch.zeros(6, 3, 2, 2))
+    term = O.min_distance("L", preimage.Groups(3), [2.0, 10.0])
+    values = term(ctx)
+    assert torch.allclose(term.measure(ctx), torch.tensor([5.0, 1.0]))
+    assert term.role == "regularizer"  # a reward, not the unit's activation
     # group 0 (first three rows): closest pair 5 apart; group 1: 1 apart; each element carries
     # λ·min/n
     assert torch.allclose(values, torch.tensor([2 * 5 / 3] * 3 + [10 * 1 / 3] * 3))
@@ -60,16 +70,16 @@ def test_min_distance_term():
 
 def test_lambda_sweep_values():
     assert (
-        D.LAMBDAS[0] == 0
-        and D.LAMBDAS[1] == 0.02
-        and D.LAMBDAS[-1] == pytest.approx(20.48)
-        and len(D.LAMBDAS) == 12
+        S.LAMBDAS[0] == 0
+        and S.LAMBDAS[1] == 0.02
+        and S.LAMBDAS[-1] == pytest.approx(20.48)
+        and len(S.LAMBDAS) == 12
     )
 
 
 @pytest.fixture(scope="module")
 def hw_sweep():
-    return D.diverse(preimage.load_model("hw_complex_cell"), "response", [0], progress=False)[0]
+    return _sweeps(preimage.load_model("hw_complex_cell"), "response:0")[0]
 
 
 def test_hw_complex_cell_maps_its_phase_invariance(hw_sweep):
@@ -97,7 +107,7 @@ def test_hw_complex_cell_maps_its_phase_invariance(hw_sweep):
 def test_simple_cell_tradeoff_drops_instead(hw_sweep):
     simple = preimage.load_model("simple_cell")
     lam = hw_sweep.chosen_lambda
-    [s] = D.diverse(simple, "response", [0], lambdas=[0.0, lam], threshold=0.8, progress=False)
+    [s] = _sweeps(simple, "response:0", lambdas=[0.0, lam], threshold=0.8)
     assert s.distance_layer is None  # no subunits: pixel distance
     act = float(s.normalized_activation[1])
     print(
@@ -111,20 +121,20 @@ def test_simple_cell_tradeoff_drops_instead(hw_sweep):
 
 
 def test_preceding_layer_detection(lite0, alexnet):
-    assert D.preceding_layer(lite0, "_blocks.2") == "_blocks.1"
-    assert D.preceding_layer(alexnet, "conv3") == "features.3"  # conv2
-    assert D.preceding_layer(alexnet, "relu3") == "features.4"  # relu2
-    assert D.preceding_layer(preimage.load_model("energy_complex_cell"), "response") == "subunits"
-    assert D.preceding_layer(preimage.load_model("simple_cell"), "response") is None
+    assert S.preceding_layer(lite0, "_blocks.2") == "_blocks.1"
+    assert S.preceding_layer(alexnet, "conv3") == "features.3"  # conv2
+    assert S.preceding_layer(alexnet, "relu3") == "features.4"  # relu2
+    assert S.preceding_layer(preimage.load_model("energy_complex_cell"), "response") == "subunits"
+    assert S.preceding_layer(preimage.load_model("simple_cell"), "response") is None
 
 
 def test_norm_is_fixed_and_images_are_the_receptive_field(lite0):
-    [s] = D.diverse(lite0, "_blocks.1", [3], lambdas=[0.0, 1.0], steps=30, progress=False)
+    [s] = _sweeps(lite0, "_blocks.1:3", lambdas=[0.0, 1.0], steps=30)
     assert s.images.shape == (2, 6, 3, 11, 11)  # _blocks.1 sees 11 px
     scale, shift = lite0.centering(s.images[0])
     norms = (s.images * scale + shift).flatten(2).norm(dim=2)
     assert torch.allclose(norms, torch.full_like(norms, s.extra["norm"]), rtol=1e-4)
-    assert s.extra["norm"] == pytest.approx(0.5 * D.natural_patch_norm(lite0, 11), rel=1e-6)
+    assert s.extra["norm"] == pytest.approx(0.5 * S.natural_patch_norm(lite0, 11), rel=1e-6)
 
 
 def test_diverse_command(tmp_path, capsys):
@@ -163,6 +173,9 @@ def test_diverse_command(tmp_path, capsys):
     )
     assert unit["chosen_lambda"] in (0, 1, 4)
     data = np.load(out / "result.npz")
-    assert data["images"].shape == (3, 6, 3, 32, 32) and data["inputs"].shape == (3, 6, 3, 32, 32)
+    assert data["images"].shape == (1, 3, 6, 3, 32, 32)  # unit x λ x n x C x H x W
+    assert data["inputs"].shape == (1, 3, 6, 3, 32, 32) and list(data["channels"]) == [0]
     assert 0 <= data["images"].min() and data["images"].max() <= 1
     assert (out / "grid.png").exists() and (out / "tradeoff.png").exists()
+    for role in ("lambdas", "tradeoff", "chosen"):
+        assert (out / "units" / "response_0" / f"{role}.png").exists()

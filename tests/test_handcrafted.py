@@ -13,7 +13,7 @@ from cyvlfeat.sift import dsift as vl_dsift
 
 import preimage
 from preimage.errors import PreimageError
-from preimage.io.images import sample_images
+from preimage.io.samples import sample_images
 from preimage.models.zoo.handcrafted import DSIFT, HOG
 
 TOLERANCE = 1e-4

@@ -6,17 +6,18 @@ import pytest
 import torch
 
 import preimage
+from preimage.engine.views import WindowedCrops, crop_window
 from preimage.methods.cadena import invariance as I
 
-FAST = dict(steps=300, sweep_kwargs={"lambdas": [0.0, 0.64, 2.56, 10.24]})
+FAST = dict(steps=300, lambdas=[0.0, 0.64, 2.56, 10.24])
 
 
 @pytest.fixture(scope="module")
 def indices():
     out = {}
     for name in ("energy_complex_cell", "simple_cell", "corner_cell"):
-        units, _ = I.invariance(preimage.load_model(name), "response", [0], progress=False, **FAST)
-        out[name] = units[0]
+        settings = I.InvarianceSettings(target="response:0", **FAST)
+        out[name] = I.run(preimage.load_model(name), settings, progress=False).units[0]
     print(
         {
             k: (round(u.shift_invariance_index, 3), round(u.linear_combination_index, 3))
@@ -27,7 +28,7 @@ def indices():
 
 
 def test_window_is_the_papers():
-    w = I.crop_window(25)
+    w = crop_window(25)
     sigma = 25 / 2.5
     assert float(w[12, 12]) == pytest.approx(1.0)
     assert float(w[12, 12 + 10]) == pytest.approx(
@@ -36,7 +37,7 @@ def test_window_is_the_papers():
 
 
 def test_windowed_crops_are_crops():
-    pipe = I.WindowedCrops(5, k=3)
+    pipe = WindowedCrops(5, k=3)
     x = torch.arange(2 * 3 * 12 * 12, dtype=torch.float32).view(2, 3, 12, 12)
     ys = torch.tensor([[0, 4, 7], [1, 2, 3]])
     xs = torch.tensor([[0, 5, 7], [6, 0, 2]])
@@ -44,7 +45,7 @@ def test_windowed_crops_are_crops():
     for i in range(2):
         for k in range(3):
             y, xx = int(ys[i, k]), int(xs[i, k])
-            assert torch.equal(crops[i, k], x[i, :, y : y + 5, xx : xx + 5] * I.crop_window(5))
+            assert torch.equal(crops[i, k], x[i, :, y : y + 5, xx : xx + 5] * crop_window(5))
 
 
 def test_pair_averages_keep_the_norm(lite0):
@@ -101,3 +102,9 @@ def test_invariance_command_compares_two_models(tmp_path, capsys):
     assert {"shift_invariance_index", "linear_combination_index"} <= set(unit)
     for name in ("shift_invariance.png", "linear_combination.png", "scatter.png"):
         assert (out / name).exists()
+    # the compared model's result is a whole result of its own, in compare/
+    other = json.loads((out / "compare" / "metrics.json").read_text())
+    assert other["config"]["model"] == "simple_cell"
+    for name in ("invariance.png", "lambdas.png", "chosen.png"):
+        assert (out / "units" / "response_0" / name).exists()
+        assert (out / "compare" / "units" / "response_0" / name).exists()

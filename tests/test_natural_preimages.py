@@ -10,8 +10,8 @@ import torch
 import preimage
 from preimage import objectives as O
 from preimage.cli import main
-from preimage.io.images import sample_images
-from preimage.methods.mahendran import preimages as NP
+from preimage.io.samples import sample_images
+from preimage.methods import mahendran as NP
 
 
 @pytest.mark.parametrize(

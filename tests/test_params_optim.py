@@ -66,7 +66,9 @@ def test_adagrad_momentum_follows_algorithm_1():
 def test_unknown_choices_are_named():
     with pytest.raises(preimage.PreimageError, match="valid: pixel, fourier"):
         ImageParam(1, 8, basis="wavelet")
-    from preimage.engine.optim import make_optimizer
-
     with pytest.raises(preimage.PreimageError, match="adam, adagrad-momentum"):
-        make_optimizer("sgd", [torch.nn.Parameter(torch.zeros(1))], 0.1)
+        preimage.Optimizer("sgd", 0.1)
+    with pytest.raises(preimage.PreimageError, match="bad learning rate -1"):
+        preimage.Optimizer("adam", -1)
+    opt = preimage.Optimizer("adagrad-momentum", 0.5)([torch.nn.Parameter(torch.zeros(1))])
+    assert isinstance(opt, AdaGradMomentum) and opt.defaults["lr"] == 0.5

@@ -182,7 +182,7 @@ def test_log_prior_term_raises_the_likelihood():
     images = (0.1 + 0.8 * torch.rand(3, 3, 8, 8)).requires_grad_(True)
     ctx = O.Context(activations={}, images=images, centered=images)
     value = term(ctx)
-    assert value.shape == (3,) and term.penalty
+    assert value.shape == (3,) and term.role == "regularizer"  # a reward, added with weight > 0
     (g,) = torch.autograd.grad(value.sum(), images)
     stepped = (images + 1e-3 * g.sign()).detach()
     assert (
@@ -253,7 +253,7 @@ def test_prior_flags_reach_every_method(tmp_path, capsys):
         and inv["config"]["prior"]["network"]["filters"] == 4
     )
     div = json.loads((tmp_path / "div" / "metrics.json").read_text())
-    assert div["config"]["alpha"] == 0.01 and div["config"]["prior"]["patch"] == 8
+    assert div["config"]["prior"]["weight"] == 0.01 and div["config"]["prior"]["patch"] == 8
     vis = json.loads((tmp_path / "vis" / "metrics.json").read_text())
     assert vis["prior"]["weight"] == 0.0005 and len(vis["prior"]["log_prior"]) == 1
     capsys.readouterr()
@@ -278,13 +278,14 @@ def test_prior_flags_reach_every_method(tmp_path, capsys):
 
 def test_packaged_prior_ranks_natural_above_visualizations_above_noise():
     import preimage
-    from preimage.methods.visualize import visualize
 
     prior = load_prior("default")
     assert prior.describe()["steps"] > 0
     natural = torch.from_numpy(patches(natural_arrays("samples"), 32, 32, "test")).float() / 255
     model = preimage.load_model("efficientnet_lite0")
-    made, _ = visualize(model, ["_blocks.3:0-3"], size=32, steps=40, progress=False)  # no prior
+    made = preimage.run(
+        "visualize", model, targets=["_blocks.3:0-3"], size=32, steps=40, progress=False
+    ).render  # no prior
     noise = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         bpd_natural = prior.bits_per_dim(natural)

@@ -10,8 +10,9 @@ import torch
 
 import preimage
 from preimage.cli import main
-from preimage.methods.finzi.reliability import repeat_statistics
-from preimage.methods.finzi.study import depth_layers, tv_value
+from preimage.methods.finzi.depths import depth_layers
+from preimage.methods.finzi.statistics import repeat_statistics
+from preimage.methods.finzi.study import tv_value
 
 
 def run(argv, capsys):
@@ -89,11 +90,13 @@ def test_cli_statistics_recomputed_by_hand_from_saved_logits(tmp_path, capsys):
         ],
         capsys,
     )
-    assert code == 0 and "top-1:" in stdout and "Spearman" in stdout
-    m = json.loads((out / "metrics.json").read_text())
+    assert code == 0 and "top-1" in stdout and "Spearman" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    [m] = metrics["targets"]
+    assert m["target"] == "_blocks.3:2"
     data = np.load(out / "result.npz")
-    logits = data["logits"]
-    assert logits.shape == (5, 1000) and data["images"].shape == (5, 3, 32, 32)
+    assert data["logits"].shape == (1, 5, 1000) and data["images"].shape == (1, 5, 3, 32, 32)
+    logits = data["logits"][0]
     # top-1 and its agreement
     top1 = logits.argmax(1)
     assert m["top1"] == top1.tolist()
@@ -109,13 +112,26 @@ def test_cli_statistics_recomputed_by_hand_from_saved_logits(tmp_path, capsys):
     assert m["spearman"]["min_rho"] == pytest.approx(np.min(rhos), abs=1e-9)
     assert m["spearman"]["first_pair"]["rho"] == pytest.approx(rhos[0], abs=1e-9)
     # pixel correlation by hand
-    x = data["images"].reshape(5, -1)
+    x = data["images"][0].reshape(5, -1)
     c = np.corrcoef(x)
     assert m["pixel_correlation"] == pytest.approx(
         np.mean([c[i, j] for i, j in combinations(range(5), 2)]), abs=1e-6
     )
-    assert (out / "logits.png").exists() and (out / "grid.png").exists()
-    assert m["config"]["repeats"] == 5 and m["config"]["classifier"] == "efficientnet_lite0"
+    unit = out / "units" / "blocks.3_2"
+    assert (unit / "logits.png").exists() and (unit / "repeats.png").exists()
+    assert (out / "grid.png").exists()
+    config = metrics["config"]
+    assert config["repeats"] == 5 and config["classifier_name"] == "efficientnet_lite0"
+
+
+def test_several_units_repeat_in_one_batch(tmp_path, capsys):
+    out = tmp_path / "rel"
+    argv = ["reliability", "--target", "_blocks.1:0-1", "--repeats", "2", "--size", "32"]
+    assert run(argv + ["--steps", "2", "--quiet", "--out", str(out)], capsys)[0] == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert [t["target"] for t in m["targets"]] == ["_blocks.1:0", "_blocks.1:1"]
+    data = np.load(out / "result.npz")
+    assert data["images"].shape == (2, 2, 3, 32, 32) and data["activations"].shape == (2, 2)
 
 
 def test_repeats_from_different_noise_differ_and_the_seed_reproduces(tmp_path, capsys):
@@ -141,7 +157,7 @@ def test_repeats_from_different_noise_differ_and_the_seed_reproduces(tmp_path, c
             )[0]
             == 0
         )
-    ia, ib = np.load(a / "result.npz")["images"], np.load(b / "result.npz")["images"]
+    ia, ib = np.load(a / "result.npz")["images"][0], np.load(b / "result.npz")["images"][0]
     assert np.array_equal(ia, ib)
     assert not np.allclose(ia[0], ia[1])
 
@@ -152,7 +168,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
         [
             "reliability",
             "--target",
-            "_blocks.3:all",
+            "_blocks.3",
             "--repeats",
             "3",
             "--size",
@@ -165,7 +181,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
         ],
         capsys,
     )
-    assert code == 2 and "_blocks.3:all" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "'_blocks.3'" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(
         ["reliability", "--target", "_blocks.3:1", "--repeats", "1", "--quiet", "--out", str(out)],
         capsys,
@@ -228,7 +244,7 @@ def test_preprocessing_study_compares_conditions(tmp_path, capsys):
     ]
     assert len(m["between_conditions"]) == 6
     # the TV scale balances the first condition's activation with its TV
-    first = np.load(out / "transforms" / "result.npz")
+    first = {k: v[0] for k, v in np.load(out / "transforms" / "result.npz").items()}
     scale = m["config"]["tv_scale"]["efficientnet_lite0"]
     model = preimage.load_model("efficientnet_lite0")
     tv = float(tv_value(model, torch.tensor(first["images"])).mean())

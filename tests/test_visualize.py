@@ -2,14 +2,16 @@
 
 import torch
 
-from preimage.methods.visualize import visualize
+import preimage
 
 
 def test_visualizations_beat_natural_patches(lite0):
     targets = ["_blocks.1:0-3", "_blocks.6:0-3", "_blocks.13:0-3"]
-    result, extra = visualize(
-        lite0, targets, size=64, steps=64, progress=False, compare_natural=True
+    run = preimage.run(
+        "visualize", lite0, targets=targets, size=64, steps=64, progress=False,
+        compare_natural=True,
     )
+    result, extra = run.render, run.extra
     ratios = torch.tensor(extra["ratio_to_natural_p99"])
     print(
         f"activation / natural p99 at 64 px after 64 steps: {[round(float(r), 2) for r in ratios]}"

@@ -22,6 +22,9 @@ _EXPORTS = {
     "VisionModel": ("preimage.models", "VisionModel"),
     "load_model": ("preimage.models", "load_model"),
     "wrap_model": ("preimage.models", "wrap_model"),
+    "run": ("preimage.methods", "run"),
+    "get_method": ("preimage.methods", "get_method"),
+    "methods": ("preimage.methods", "methods"),
 }
 
 __all__ = list(_EXPORTS)

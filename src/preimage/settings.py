@@ -19,7 +19,8 @@ def setting(default, help, *, check=None, flag=None, type=None, parse=None, choi
 
     check: a callable (flag, value) raising PreimageError, such as ``at_least(1)``. type: the
     command line's type where the default does not say it (a default of None). parse: a function
-    turning the command line's text into the value (a comma list into numbers, say). flag: the
+    (text, flag) turning text into the value (a comma list into numbers, say), applied to any
+    text the field is given. flag: the
     command line's flag, by default ``--`` and the name with dashes. cli: False for a field the
     command line does not offer.
     """
@@ -45,8 +46,11 @@ class Settings:
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            check = f.metadata.get("check")
+            check, parse = f.metadata.get("check"), f.metadata.get("parse")
             value = getattr(self, f.name)
+            if parse is not None and isinstance(value, str):  # text from a command line
+                value = parse(value, flag_of(f))
+                setattr(self, f.name, value)
             if check is not None and value is not None:
                 check(flag_of(f), value)
             choices = f.metadata.get("choices")
@@ -103,7 +107,7 @@ def seed_check(flag, value):
         raise PreimageError(f"bad {flag} {value!r}; it must be a whole number from 0 to 2**63 - 1")
 
 
-def numbers(text):
+def numbers(text, flag="list"):
     """'0,0.5,1' -> [0.0, 0.5, 1.0], for flags that take a comma list; a list passes through."""
     if isinstance(text, (list, tuple)):
         return [float(v) for v in text]
@@ -113,6 +117,6 @@ def numbers(text):
         values = []
     if not values:
         raise PreimageError(
-            f"bad list {text!r}; expected numbers separated by commas, such as 1,20,100,300"
+            f"bad {flag} {text!r}; expected numbers separated by commas, such as 1,20,100,300"
         )
     return values

@@ -24,8 +24,8 @@ def _kind(f):
     if isinstance(default, list) and meta.get("parse") is None:
         kind["action"] = "append"
         return kind
-    parse = meta.get("parse") or meta.get("type") or type(default)
-    kind["type"] = parse
+    # text the settings parse themselves (so their error names the flag) stays text here
+    kind["type"] = str if meta.get("parse") else meta.get("type") or type(default)
     return kind
 
 

@@ -7,4 +7,15 @@ result saves itself. ``methods()`` lists them all.
 from .base import Method, Result, Settings
 from .registry import get_method, methods, register
 
-__all__ = ["Method", "Result", "Settings", "get_method", "methods", "register"]
+
+def run(name, model, *, progress=True, load=None, **settings):
+    """Run a method by name: ``run("diverse", model, target="_blocks.2:0-7", steps=200)``.
+
+    settings: the fields of the method's settings class (``get_method(name).settings``), checked
+    before any work. Returns the method's result; ``result.save(folder)`` writes its files.
+    """
+    method = get_method(name)
+    return method.run(model, method.settings(**settings), progress=progress, load=load)
+
+
+__all__ = ["Method", "Result", "Settings", "get_method", "methods", "register", "run"]

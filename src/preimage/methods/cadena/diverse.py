@@ -258,10 +258,12 @@ def run(model, settings, *, progress=True, load=None):
     """The λ sweep for units of one layer (the centre unit of each channel); a DiverseResult."""
     layer, channels = units_of(model, settings.target)
     setup = sweep_setup(model, layer, settings)
-    setup.prior, setup.prior_weight, _ = prior_term(model, settings, PRIOR_WEIGHT)
+    setup.prior, setup.prior_weight, prior_record = prior_term(model, settings, PRIOR_WEIGHT)
     sweeps = sweep(model, setup, channels, progress)
     config = {"method": "diverse", **model_record(model), **settings.as_dict()}
     config.update(size=setup.size, norm=setup.norm, threshold=setup.threshold)
+    if prior_record is not None:
+        config["prior"] = prior_record
     baseline = None
     if settings.baseline == "random":
         from ...models import load_model_spec
