@@ -62,10 +62,8 @@ def step(model, layer, n, compiled, steps):
         preimage.render(
             model,
             O.channel(layer, list(range(n))),
-            n=n,
-            size=128,
-            param="fourier",
-            transforms="finzi",
+            preimage.ImageParam(n, 128, generator=torch.Generator().manual_seed(0)),
+            transforms=parse_transforms("finzi"),
             steps=steps,
             progress=False,
         )

@@ -21,12 +21,15 @@ import torch
 
 import preimage
 from preimage.methods.cadena import diverse as D
+from preimage.methods.cadena.setting import LAMBDAS, preceding_layer
 from preimage.models.layers import capture
 
 
 def search(model, layer, channels, steps):
+    """The whole search, the paper's setting included (the natural-patch norm), in one batch."""
     t = time.perf_counter()
-    D.diverse(model, layer, channels, steps=steps, patience=0, progress=False, max_pixels=10**12)
+    settings = D.DiverseSettings(target=f"{layer}:all", steps=steps, patience=0)
+    D.sweep(model, D.sweep_setup(model, layer, settings), channels, False, max_pixels=10**12)
     return time.perf_counter() - t
 
 
@@ -51,8 +54,8 @@ def main():
     info = model.layer_info(args.layer)
     channels = list(range(info.channels))
     size = info.rf_size
-    n_images = len(channels) * len(D.LAMBDAS) * 6
-    layers = [model.resolve_layer(args.layer), D.preceding_layer(model, args.layer)]
+    n_images = len(channels) * len(LAMBDAS) * 6
+    layers = [model.resolve_layer(args.layer), preceding_layer(model, args.layer)]
     # the search's fixed cost (the natural-patch norm, building the batch) is measured with 1 step
     # and taken out
     search(model, args.layer, channels, 1)
@@ -65,7 +68,7 @@ def main():
         t_bare.append(bare(model, layers, n_images, size, args.steps))
     s, b = statistics.median(t_search), statistics.median(t_bare)
     print(
-        f"{args.model} {args.layer}: {len(channels)} channels x {len(D.LAMBDAS)} λ x 6 images ="
+        f"{args.model} {args.layer}: {len(channels)} channels x {len(LAMBDAS)} λ x 6 images ="
         f" {n_images} images of {size}x{size} px, one batch"
     )
     print(

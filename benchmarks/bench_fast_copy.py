@@ -193,9 +193,8 @@ def main():
             r = preimage.render(
                 fused,
                 O.channel(layer, list(range(n))),
-                n=n,
-                size=128,
-                transforms="finzi",
+                preimage.ImageParam(n, 128, generator=torch.Generator().manual_seed(0)),
+                transforms=preimage.parse_transforms("finzi"),
                 steps=steps,
                 progress=False,
             )

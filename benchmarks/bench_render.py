@@ -70,10 +70,8 @@ def ours(model, layer, channels, size, steps):
     preimage.render(
         model,
         obj,
-        n=len(channels),
-        size=size,
-        param="fourier",
-        transforms="finzi",
+        preimage.ImageParam(len(channels), size, generator=torch.Generator().manual_seed(0)),
+        transforms=preimage.parse_transforms("finzi"),
         steps=steps,
         progress=False,
     )

@@ -24,9 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 import preimage  # noqa: E402
-from preimage.io.images import save_json, to_uint8  # noqa: E402
-from preimage.io.store import save_render  # noqa: E402
-from preimage.methods.visualize import visualize  # noqa: E402
+from preimage.io.files import save_json  # noqa: E402
+from preimage.io.images import to_uint8  # noqa: E402
 
 LAYERS = ["_blocks.0", "_blocks.3", "_blocks.6", "_blocks.10", "_blocks.14"]
 
@@ -43,22 +42,18 @@ def main(argv=None):
     model = preimage.load_model("efficientnet_lite0")
     rows, summary = [], {}
     for layer in LAYERS:
-        result, extra = visualize(
+        run = preimage.run(
+            "visualize",
             model,
-            [f"{layer}:{args.channels}"],
+            targets=[f"{layer}:{args.channels}"],
             size=args.size,
             steps=args.steps,
             transforms="finzi",
             progress=not args.quiet,
             compare_natural=True,
         )
-        config = {
-            "command": "examples/demo.py",
-            "model": model.name,
-            "weights": model.weights,
-            "targets": [f"{layer}:{args.channels}"],
-        }
-        save_render(result, os.path.join(args.out, layer.replace(".", "_")), config, extra)
+        run.save(os.path.join(args.out, layer.replace(".", "_")), argv=["examples/demo.py"])
+        result, extra = run.render, run.extra
         ratios = torch.tensor(extra["ratio_to_natural_p99"])
         summary[layer] = {
             "ratio_to_natural_p99": [round(float(r), 2) for r in ratios],

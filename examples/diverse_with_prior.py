@@ -19,12 +19,11 @@ import sys
 import numpy as np
 import torch
 
-from preimage import objectives as O
+import preimage
 from preimage.io.figures import image_rows
-from preimage.io.images import save_json
-from preimage.methods.cadena.diverse import diverse
+from preimage.io.files import save_json
 from preimage.models import load_model
-from preimage.priors.training import load_prior
+from preimage.priors import load_prior
 
 
 def main(argv=None):
@@ -44,13 +43,14 @@ def main(argv=None):
     channels = list(range(int(a), int(b or a) + 1))
     model = load_model("efficientnet_lite0")
     prior = load_prior(args.prior)
-    kw = dict(steps=args.steps, seed=0, progress=not args.quiet)
+    kw = dict(target=f"{args.layer}:{args.units}", steps=args.steps, seed=0)
     if args.lambdas:
-        kw["lambdas"] = [float(v) for v in args.lambdas.split(",")]
-    plain = diverse(model, args.layer, channels, **kw)
-    with_prior = diverse(
-        model, args.layer, channels, prior=O.log_prior(prior), alpha=args.alpha, **kw
-    )
+        kw["lambdas"] = args.lambdas
+    quiet = not args.quiet
+    plain = preimage.run("diverse", model, progress=quiet, **kw).sweeps
+    with_prior = preimage.run(
+        "diverse", model, progress=quiet, prior=args.prior, prior_weight=args.alpha, **kw
+    ).sweeps
 
     rows, units = [], []
     for p, q in zip(plain, with_prior):

@@ -21,31 +21,28 @@ import torch
 
 import preimage
 from preimage import objectives as O
-from preimage.io.images import SAMPLE_IMAGES, sample_images
-from preimage.methods.mahendran import preimages as NP
+from preimage.io.samples import SAMPLE_IMAGES, sample_images
+from preimage.methods import mahendran as NP
 
 
 def energy_per_pixel(result):
-    # the render trace holds -(C ℓ + N_α + R_TV) per pixel for every step
-    return -float(result.render.trace[-1, 0])
+    # the render trace holds -(C ℓ + N_α + R_TV) summed over pixels for every step
+    return -float(result.preset.per_pixel(result.render.trace[-1, 0]))
 
 
 def adam(model, layer, image, C, lr, steps):
     """The same energy and start as ``NP.invert``, optimized by Adam instead of Algorithm 1."""
-    pre = NP.setup(model, layer, image.shape[-1])
+    pre = NP.preset(model, layer, image.shape[-1])
     with torch.no_grad():
         target = model.activations(image, [layer])[layer].float()
-    area = float(pre.canvas * pre.canvas)
+    area = pre.area
     generator = torch.Generator().manual_seed(0)
     result = preimage.render(
         model,
-        area * (O.inversion(layer, target, weight=torch.tensor([C])) + pre.regularizers),
-        n=1,
-        size=pre.canvas,
-        param=pre.param(model, 1, generator),
+        pre.objective(O.inversion(layer, target, weight=torch.tensor([C]))),
+        pre.param(model, 1, generator),
         transforms=pre.pipeline,
-        optimizer="adam",
-        lr=lr,
+        optimizer=preimage.Optimizer("adam", lr),
         steps=steps,
         seed=0,
         constraints=(pre.constraint,),

@@ -26,7 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from preimage.cli import main as cli  # noqa: E402
-from preimage.io.images import atomic_write, load_image  # noqa: E402
+from preimage.io.files import atomic_write  # noqa: E402
+from preimage.io.images import load_image  # noqa: E402
 
 LITE0_STAGES = (
     "_bn0,_blocks.0,_blocks.1,_blocks.2,_blocks.4,_blocks.7,_blocks.10,_blocks.14,_blocks.15,"

@@ -171,11 +171,11 @@ def sweep_setup(model, layer, settings):
     )
 
 
-def sweep(model, setup, channels, progress=True):
+def sweep(model, setup, channels, progress=True, max_pixels=MAX_PIXELS):
     """The λ sweep of some units of one layer: a UnitSweep per channel, in batches of at most
-    MAX_PIXELS pixels."""
+    ``max_pixels`` pixels (images x size²)."""
     per_unit = len(setup.lambdas) * setup.n
-    units_per_batch = max(1, int(MAX_PIXELS // (per_unit * setup.size * setup.size)))
+    units_per_batch = max(1, int(max_pixels // (per_unit * setup.size * setup.size)))
     out = []
     for start in range(0, len(channels), units_per_batch):
         out.extend(_batch(model, setup, list(channels[start : start + units_per_batch]), progress))
