@@ -39,7 +39,10 @@ $(CHROMIUM):
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; fi
 	mkdir -p $(VENV) && touch $(CHROMIUM)
 
+# Lint and format first: a lint error fails the tests (ruff's settings are in pyproject.toml).
 test: $(VLFEAT) $(CHROMIUM)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	PREIMAGE_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 bench: $(VLFEAT)

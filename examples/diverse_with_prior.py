@@ -39,8 +39,6 @@ def main(argv=None):
     )
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    a, _, b = args.units.partition("-")
-    channels = list(range(int(a), int(b or a) + 1))
     model = load_model("efficientnet_lite0")
     prior = load_prior(args.prior)
     kw = dict(target=f"{args.layer}:{args.units}", steps=args.steps, seed=0)

@@ -311,7 +311,10 @@ def test_a_module_that_cannot_be_copied_runs_as_it_is():
     model = preimage.wrap_model(Net(), input_size=16)
     assert model.runner(["conv"]) is model.module
     result = preimage.render(
-        model, preimage.objectives.channel("conv", 1), preimage.ImageParam(1, 16), steps=3,
+        model,
+        preimage.objectives.channel("conv", 1),
+        preimage.ImageParam(1, 16),
+        steps=3,
         progress=False,
     )
     assert result.steps == 3

@@ -142,16 +142,20 @@ def test_no_hook_outlives_a_call(lite0):
     from preimage import objectives as O
 
     before = _hooks(lite0.module) + _hooks(lite0.runner(["_blocks.1"]))
-    preimage.render(lite0, O.channel("_blocks.1", 0), preimage.ImageParam(1, 32), steps=2,
-                    progress=False)
+    preimage.render(
+        lite0, O.channel("_blocks.1", 0), preimage.ImageParam(1, 32), steps=2, progress=False
+    )
 
     def bad(ctx):
         return ctx.activations["_blocks.1"].mean((1, 2, 3)) * float("nan")
 
     with pytest.raises(preimage.PreimageError):
         preimage.render(
-            lite0, O.Objective(bad, ["_blocks.1"], "nan-term"), preimage.ImageParam(1, 32),
-            steps=2, progress=False,
+            lite0,
+            O.Objective(bad, ["_blocks.1"], "nan-term"),
+            preimage.ImageParam(1, 32),
+            steps=2,
+            progress=False,
         )
     lite0.layers(48)
     assert _hooks(lite0.module) + _hooks(lite0.runner(["_blocks.1"])) == before == 0

@@ -142,7 +142,11 @@ def test_any_parameterization_works_and_regularizers_are_not_activation(lite0):
         lambda ctx: ctx.images.mean((1, 2, 3)) * 0 + 0.25, [], "bonus", role="regularizer"
     )
     r = preimage.render(
-        lite0, target + reward, _Constant(2, 8), optimizer=Optimizer("adam", 0.05), steps=200,
+        lite0,
+        target + reward,
+        _Constant(2, 8),
+        optimizer=Optimizer("adam", 0.05),
+        steps=200,
         progress=False,
     )
     assert torch.allclose(r.images, torch.full_like(r.images, 0.7), atol=1e-3)
@@ -174,8 +178,9 @@ def test_views_stage_averages_each_images_views(lite0):
 def test_terms_measure_on_the_final_images(lite0):
     groups = preimage.Groups(2)
     term = O.min_distance(None, groups, [0.0, 1.0])
-    r = preimage.render(lite0, O.channel("_blocks.0", 0) + term, _param(4, 8), steps=2,
-                        progress=False)
+    r = preimage.render(
+        lite0, O.channel("_blocks.0", 0) + term, _param(4, 8), steps=2, progress=False
+    )
     scale, shift = lite0.centering(r.images)
     x = (r.images * scale + shift).flatten(1)
     by_hand = torch.stack([(x[0] - x[1]).norm(), (x[2] - x[3]).norm()])

@@ -8,7 +8,12 @@ import preimage
 def test_visualizations_beat_natural_patches(lite0):
     targets = ["_blocks.1:0-3", "_blocks.6:0-3", "_blocks.13:0-3"]
     run = preimage.run(
-        "visualize", lite0, targets=targets, size=64, steps=64, progress=False,
+        "visualize",
+        lite0,
+        targets=targets,
+        size=64,
+        steps=64,
+        progress=False,
         compare_natural=True,
     )
     result, extra = run.render, run.extra

@@ -32,6 +32,7 @@ def setting(default, help, *, check=None, flag=None, type=None, parse=None, choi
 
 
 def type_copy(value):
+    """A copy of a list or dict default, so that no two settings share one."""
     return list(value) if isinstance(value, list) else dict(value)
 
 
@@ -98,6 +99,7 @@ def positive(flag, value):
 
 
 def finite(flag, value):
+    """Any finite number."""
     _number(flag, value)
 
 

@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS runs (
 
 
 class Catalog:
+    """The campaign's SQLite catalog at ``path``, its tables created if missing: the jobs with their
+    status, timings and results, the per-unit rows of done jobs, and every run of the campaign.
+    """
+
     def __init__(self, path):
         self.path = str(path)
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
@@ -173,7 +177,8 @@ class Catalog:
     def unit_results(self):
         rows = self.db.execute(
             "SELECT u.layer, u.unit, u.method, u.metrics, u.artifacts, u.job_id FROM unit_results u"
-            " JOIN jobs j ON j.id = u.job_id WHERE j.status = 'done' ORDER BY j.finished, j.rowid, u.unit"
+            " JOIN jobs j ON j.id = u.job_id WHERE j.status = 'done'"
+            " ORDER BY j.finished, j.rowid, u.unit"
         ).fetchall()
         return [
             {

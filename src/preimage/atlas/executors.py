@@ -155,6 +155,10 @@ def _check_reachable(address, timeout=5.0):
 
 
 def make_executor(kind, workers=None, threads=None, address=None, device="cpu"):
+    """The executor --executor names: 'local' (one job at a time, in this process) or 'ray'
+    (``RayExecutor``), each job with ``threads`` torch threads; flags the kind does not take are
+    refused.
+    """
     if kind == "local":
         if address:
             raise PreimageError("--ray-address needs --executor ray")

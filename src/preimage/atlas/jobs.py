@@ -37,6 +37,7 @@ def _model(spec):
 
 
 def worker_name():
+    """This process as a job's worker: 'HOST:PID'."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 

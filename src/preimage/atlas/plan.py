@@ -57,6 +57,9 @@ def atlas_methods():
 
 
 def parse_methods(text):
+    """--methods 'a,b,...' -> the method names in the order given, without repeats; each must be
+    one of ``atlas_methods``.
+    """
     names = [m.strip() for m in (text or "").split(",") if m.strip()]
     valid = atlas_methods()
     bad = [m for m in names if m not in valid]
@@ -102,6 +105,9 @@ def parse_units(text, channels, layer):
 
 
 def job_id(spec):
+    """A job's id, LAYER.METHOD.UNITS.HASH; the hash covers the spec but for the device and the
+    derived estimates (image_steps, pixels, batch), so one configuration keeps one id.
+    """
     identity = {
         k: v for k, v in spec.items() if k not in ("id", "device", "image_steps", "pixels", "batch")
     }

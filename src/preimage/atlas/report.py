@@ -30,10 +30,14 @@ body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc}
 .grid{display:flex;flex-wrap:wrap;gap:8px}
 .tile{display:block;width:120px;text-align:center;font-size:12px;color:#222;text-decoration:none}
-.tile img{width:112px;height:112px;object-fit:contain;image-rendering:pixelated;border:1px solid #ddd;background:#f6f6f6}
-.tile .none{display:inline-block;width:112px;height:112px;line-height:112px;background:#eee;color:#888}
-.figs{display:flex;flex-wrap:wrap;align-items:flex-start;gap:8px;margin-top:10px}.figs img{width:24%;min-width:220px}
-table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
+.tile img{width:112px;height:112px;object-fit:contain;image-rendering:pixelated;
+  border:1px solid #ddd;background:#f6f6f6}
+.tile .none{display:inline-block;width:112px;height:112px;line-height:112px;background:#eee;
+  color:#888}
+.figs{display:flex;flex-wrap:wrap;align-items:flex-start;gap:8px;margin-top:10px}
+.figs img{width:24%;min-width:220px}
+table{border-collapse:collapse;font-size:13px}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
 .unit img{max-width:100%}.unit img.large{width:256px;image-rendering:pixelated}
 #broken{display:none;background:#fdd;padding:6px;border:1px solid #c66}
 .muted{color:#777;font-size:13px}
@@ -49,7 +53,8 @@ window.addEventListener('load', function () {
   document.body.setAttribute('data-broken-images', broken.length);
   if (broken.length) {
     var b = document.getElementById('broken');
-    b.textContent = broken.length + ' of ' + imgs.length + ' images did not load: this folder is incomplete or was moved without jobs/.';
+    b.textContent = broken.length + ' of ' + imgs.length + ' images did not load: '
+      + 'this folder is incomplete or was moved without jobs/.';
     b.style.display = 'block';
   }
 });
@@ -75,6 +80,7 @@ def _page(title, body, depth=0):
 
 
 def unit_page_name(layer, unit):
+    """The page of one unit, relative to the atlas folder: units/LAYER_UNIT.html."""
     return f"units/{safe_name(layer)}_{int(unit)}.html"
 
 
@@ -98,7 +104,7 @@ def collect(catalog):
 
 
 def write_report(folder):
-    """Write index.html, one page per unit, and the per-layer figures; returns (index path, counts)."""
+    """Write index.html, one page per unit, and the per-layer figures: (index path, counts)."""
     folder = os.path.abspath(folder)
     path = os.path.join(folder, CATALOG)
     if not os.path.isfile(path):
@@ -142,7 +148,7 @@ def write_report(folder):
         summary += (
             "<h2>Failed jobs</h2><table><tr><th>job</th><th>error</th></tr>"
             + "".join(
-                f"<tr><td>{_e(j['id'])}</td><td><code>{_e((j['error'] or '').strip().splitlines()[-1] if j['error'] else '')}</code></td></tr>"
+                f"<tr><td>{_e(j['id'])}</td><td><code>{_e(_last_line(j['error']))}</code></td></tr>"
                 for j in failed
             )
             + "</table>\n"
@@ -150,6 +156,11 @@ def write_report(folder):
     index = os.path.join(folder, "index.html")
     atomic_write(index, _page(f"Atlas of {model}", summary + "\n".join(sections)).encode())
     return index, {"layers": len(layers), "unit_pages": pages, "jobs": counts}
+
+
+def _last_line(error):
+    lines = (error or "").strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def _layer_order(jobs, layer):

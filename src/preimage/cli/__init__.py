@@ -20,6 +20,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
+    """The `preimage` parser: a subcommand per module and per registered method."""
     from ..methods import methods
     from . import atlas, layers, method, models, prior, report
 
@@ -42,6 +43,9 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status: 0, 2 for
+    bad input (one line on stderr), 130 when interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

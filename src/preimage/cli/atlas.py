@@ -11,6 +11,10 @@ from .common import check_device, model_args
 
 
 def add(sub):
+    """The `preimage atlas` subcommand: the model flags, --layers, --units, --methods, the
+    campaign's settings, --executor, --ray-address, --workers, --threads, --plan, --quiet and
+    --out.
+    """
     from ..atlas import Settings, atlas_methods
 
     p = sub.add_parser(
@@ -43,7 +47,7 @@ def add(sub):
     p.add_argument(
         "--ray-address",
         default=None,
-        help="join this Ray cluster (such as auto or 10.0.0.1:6379) instead of starting a local one",
+        help="join this Ray cluster (auto, or such as 10.0.0.1:6379) instead of starting one here",
     )
     p.add_argument(
         "--workers",
@@ -88,6 +92,7 @@ def _campaign_settings(args):
 
 
 def run(args):
+    """Print the plan of the campaign (--plan), or run it into --out and print what was done."""
     from ..atlas.plan import parse_methods
 
     methods = parse_methods(args.methods)

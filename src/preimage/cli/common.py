@@ -33,6 +33,7 @@ def model_args(p, many=False):
 
 
 def check_device(device):
+    """Refuse a CUDA device on a machine without one."""
     import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -8,6 +8,7 @@ from .common import load, model_args
 
 
 def add(sub):
+    """The `preimage layers` subcommand: the model flags, --size and --json."""
     p = sub.add_parser("layers", help="every addressable layer with its shape and receptive field")
     model_args(p)
     p.add_argument(
@@ -20,6 +21,7 @@ def add(sub):
 
 
 def run(args):
+    """Print the model's layers: a table of name, alias, shape and receptive field, or JSON."""
     table = load(args).layers(args.size)
     if args.json:
         print(json.dumps([info.as_dict() for info in table], indent=1))

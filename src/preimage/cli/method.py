@@ -20,6 +20,9 @@ def add(sub, method):
 
 
 def run(method, args):
+    """Check the settings, load the model(s), run the method, save into --out and print its
+    summary.
+    """
     settings = settings_from(args, method.settings)  # every check before any model is loaded
     model = load_many(args) if method.models == "many" else load(args)
     result = method.run(model, settings, progress=not args.quiet, load=loader(args))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 
 def add(sub):
+    """The `preimage models` subcommand."""
     p = sub.add_parser("models", help="list the model names")
     p.set_defaults(run=run)
 
 
 def run(args):
+    """Print every model name, one a line."""
     from ..models import model_names
 
     print("\n".join(model_names()))

@@ -10,6 +10,9 @@ from .args import add_settings, settings_from
 
 
 def add(sub):
+    """The `preimage prior` subcommand: the action, the train and evaluate settings, --device,
+    --quiet and --out.
+    """
     p = sub.add_parser(
         "prior",
         help=(
@@ -25,12 +28,15 @@ def add(sub):
     p.add_argument(
         "--out",
         required=True,
-        help="train: the checkpoint file (resumed if it exists); evaluate: a folder for metrics.json",
+        help="train: the checkpoint (resumed if it exists); evaluate: a folder for metrics.json",
     )
     p.set_defaults(run=run)
 
 
 def run(args):
+    """Train the prior into the checkpoint --out (resumed if it exists), or evaluate one and write
+    --out/metrics.json; print the bits per dimension.
+    """
     from ..io.files import write_metrics
     from ..priors import evaluate, export, load_prior, train
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 
 def add(sub):
+    """The `preimage report` subcommand: the atlas folder."""
     p = sub.add_parser("report", help="a static HTML report of an atlas folder: DIR/index.html")
     p.add_argument("dir", help="the atlas folder (--out of preimage atlas)")
     p.set_defaults(run=run)
 
 
 def run(args):
+    """Write the atlas folder's report and print where its index is."""
     from ..atlas.report import write_report
 
     index, counts = write_report(args.dir)

@@ -186,21 +186,8 @@ def render(
     finally:
         bar.close()
     images, inputs, final_values, targets, measured = final
-    config = {
-        "n": images.shape[0],
-        "size": _size(image_param),
-        "param": image_param.describe(),
-        "transforms": pipeline.describe(),
-        "views": views.describe() if views is not None else None,
-        "optimizer": optimizer.name,
-        "lr": optimizer.lr,
-        "max_steps": steps,
-        "seed": seed,
-        "constraints": [c.describe() for c in constraints],
-        "stop": stop.describe() if stop is not None else None,
-        "objective": repr(objective),
-        "device": str(model.device),
-    }
+    config = _config(model, objective, image_param, pipeline, views, optimizer, steps, stop)
+    config.update(n=images.shape[0], seed=seed, constraints=[c.describe() for c in constraints])
     n = images.shape[0]
     return RenderResult(
         images=images.detach().float().cpu().contiguous(),
@@ -251,6 +238,22 @@ def _evaluate(image_param, forward, objective, steps, cap):
     final = objective(ctx)
     _finite_or_raise(float(final.sum()), steps, objective, ctx)
     return images, inputs, final, targets, objective.measurements(ctx)
+
+
+def _config(model, objective, image_param, pipeline, views, optimizer, steps, stop):
+    """What a render records of how it was made."""
+    return {
+        "size": _size(image_param),
+        "param": image_param.describe(),
+        "transforms": pipeline.describe(),
+        "views": views.describe() if views is not None else None,
+        "optimizer": optimizer.name,
+        "lr": optimizer.lr,
+        "max_steps": steps,
+        "stop": stop.describe() if stop is not None else None,
+        "objective": repr(objective),
+        "device": str(model.device),
+    }
 
 
 def _per_element(v, n):

@@ -33,6 +33,10 @@ GRAMMAR = (
 
 @dataclass(frozen=True)
 class Element:
+    """One batch element's target: a channel, a unit, a whole layer or a direction of a layer
+    (class:N is a channel of the output layer).
+    """
+
     kind: str  # channel | unit | layer | direction
     layer: str  # the name as the user wrote it (resolved when checked)
     channel: int | None = None
@@ -166,6 +170,7 @@ def _load_direction(path, channels, spec):
 
 
 def parse_targets(model, specs, size=None, unit_mode=False):
+    """Target strings -> the Elements of all of them, in order (see ``parse_target``)."""
     elements = []
     for spec in specs:
         elements.extend(parse_target(model, spec, size, unit_mode))

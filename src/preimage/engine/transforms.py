@@ -37,6 +37,8 @@ def _draw(count, n, generator):
 
 
 class Pad:
+    """Pad ``pad`` pixels on each side: the canvas grows by 2 x pad."""
+
     def __init__(self, pad):
         self.pad = int(pad)
 
@@ -72,6 +74,8 @@ class Jitter:
 
 
 class Scale:
+    """A zoom about the centre by a factor drawn from ``factors`` (above 1 enlarges)."""
+
     def __init__(self, factors):
         self.factors = np.array([float(f) for f in factors])
 
@@ -87,6 +91,8 @@ class Scale:
 
 
 class Rotate:
+    """A rotation about the centre by an angle drawn from ``angles`` (degrees)."""
+
     def __init__(self, angles):
         self.angles = np.array([float(a) for a in angles])
 

@@ -11,6 +11,7 @@ from .files import atomic_write
 
 
 def pyplot():
+    """matplotlib.pyplot with the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,6 +21,7 @@ def pyplot():
 
 
 def save_figure(fig, path, dpi=110):
+    """Write a figure to ``path`` as PNG (``dpi`` dots per inch) and close it."""
     plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

@@ -36,6 +36,7 @@ def atomic_write(path, data: bytes):
 
 
 def save_json(path, obj):
+    """Write ``obj`` as indented JSON, tensors and NumPy values as plain numbers and lists."""
     atomic_write(path, (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
 
 

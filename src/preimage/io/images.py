@@ -26,12 +26,14 @@ def to_uint8(image):
 
 
 def png_bytes(array):
+    """An H x W x 3 (or H x W) uint8 array as PNG bytes."""
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def save_png(path, image):
+    """Write one image, 3 x H x W (or H x W x 3) in [0, 1], as a PNG file."""
     atomic_write(path, png_bytes(to_uint8(image)))
 
 
@@ -56,6 +58,7 @@ def grid(images, columns=None, pad=2, min_tile=96):
 
 
 def save_grid(path, images, columns=None):
+    """Write N x 3 x H x W images in [0, 1] as one PNG mosaic (``grid``)."""
     atomic_write(path, png_bytes(grid(images, columns)))
 
 

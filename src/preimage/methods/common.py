@@ -24,7 +24,7 @@ def _transforms(flag, value):
 
 @dataclass
 class RenderSettings(Settings):
-    """Finzi's method (Lucid's defaults): the settings of ``visualize``, ``reliability``, ``study``."""
+    """Finzi's method with Lucid's defaults, as visualize, reliability and study take it."""
 
     steps: int = setting(256, "maximum optimization steps", check=at_least(1))
     size: int = setting(
@@ -122,6 +122,7 @@ def prior_fields(default_weight):
 
 
 def check_prior(settings):
+    """Refuse --prior-weight without --prior."""
     if settings.prior is None and settings.prior_weight is not None:
         raise PreimageError(
             f"bad --prior-weight {settings.prior_weight}: it weighs a prior, so give --prior"
@@ -183,4 +184,5 @@ def save_render_arrays(folder, render, **extra):
 
 
 def model_record(model):
+    """The model's name and weights, for a configuration."""
     return {"model": model.name, "weights": model.weights}

@@ -34,6 +34,10 @@ _prior, _prior_weight = prior_fields(PRIOR_WEIGHT)
 
 @dataclass
 class VisualizeSettings(RenderSettings):
+    """The settings of `preimage visualize` and of an atlas visualize job; each field's help is its
+    flag's.
+    """
+
     targets: list = setting(
         [],
         "LAYER, LAYER:C, LAYER:C@Y,X, LAYER:all, LAYER:A-B, LAYER:dir=FILE.npy, class:N|NAME;"
@@ -108,13 +112,15 @@ class VisualizeResult(Result):
         lines = [
             f"wrote {len(r.labels)} images to {os.path.join(folder, 'images')}/, the grid"
             f" {os.path.join(folder, 'grid.png')}, result.npz and metrics.json",
-            f"steps {r.steps}, {r.seconds:.1f} s; mean activation {float(r.activations.mean()):.4g}",
+            f"steps {r.steps}, {r.seconds:.1f} s; mean activation"
+            f" {float(r.activations.mean()):.4g}",
         ]
         if "ratio_to_natural_p99" in self.extra:
             ratios = self.extra["ratio_to_natural_p99"]
             lines.append(
-                f"activation / natural 99th percentile: median {sorted(ratios)[len(ratios) // 2]:.3g},"
-                f" min {min(ratios):.3g} over {self.extra['natural_images']} natural patches"
+                f"activation / natural 99th percentile: median"
+                f" {sorted(ratios)[len(ratios) // 2]:.3g}, min {min(ratios):.3g} over"
+                f" {self.extra['natural_images']} natural patches"
             )
         return lines
 

@@ -22,6 +22,9 @@ def _classifier_aliases(classifier, prefix="classifier"):
 
 
 def alexnet_aliases(model):
+    """{paper name: module path} for torchvision's AlexNet: conv1-5, relu1-7, pool1, pool2,
+    pool5 and fc6-8.
+    """
     names = {}
     n = 0
     for i, m in enumerate(model.features):
@@ -37,6 +40,9 @@ def alexnet_aliases(model):
 
 
 def vgg_aliases(model):
+    """{paper name: module path} for torchvision's VGG: convB_K, bnB_K (batch-norm models),
+    reluB_K, poolB, fc6-8 and relu6-7.
+    """
     names = {}
     block, k = 1, 0
     for i, m in enumerate(model.features):
@@ -55,6 +61,7 @@ def vgg_aliases(model):
 
 
 def aliases_for(arch, model):
+    """The paper names of a torchvision architecture's layers; {} except for AlexNet and VGG."""
     if arch == "alexnet":
         return alexnet_aliases(model)
     if arch.startswith("vgg"):

@@ -100,6 +100,8 @@ def capture(module, addresses):
 
 @dataclass
 class LayerInfo:
+    """One addressable layer: its name, alias, output shape and receptive field."""
+
     name: str  # the address: module path, with #K for modules called more than once
     alias: str | None  # the papers' name (conv3, relu5_1, ...) where there is one
     shape: tuple  # output shape for one image, without the batch dimension

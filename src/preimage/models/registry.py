@@ -38,6 +38,7 @@ def register_family(names, loader):
 
 
 def model_names():
+    """Every model name: the registered ones, sorted, then each family's not already listed."""
     out = sorted(_LOADERS)
     for names, _ in _FAMILIES:
         out += [n for n in names() if n not in out]

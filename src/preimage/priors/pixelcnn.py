@@ -31,14 +31,17 @@ from torch import nn
 
 
 def concat_elu(x):
+    """ELU of x and of -x, concatenated along channels: 2C channels from C."""
     return F.elu(torch.cat([x, -x], dim=1))
 
 
 def down_shift(x):
+    """Shift N x C x H x W down by one row, a row of zeros on top."""
     return F.pad(x, (0, 0, 1, 0))[:, :, :-1, :]
 
 
 def right_shift(x):
+    """Shift N x C x H x W right by one column, a column of zeros on the left."""
     return F.pad(x, (1, 0, 0, 0))[:, :, :, :-1]
 
 
@@ -67,6 +70,10 @@ class DownRightShiftedConv(nn.Conv2d):
 
 
 class DownShiftedDeconv(nn.ConvTranspose2d):
+    """A transposed convolution that doubles H and W and, cropped, sees only the rows above and
+    the current row.
+    """
+
     def __init__(self, cin, cout, kernel=(2, 3)):
         super().__init__(cin, cout, kernel, stride=2, output_padding=1)
         self.kernel = kernel
@@ -78,6 +85,10 @@ class DownShiftedDeconv(nn.ConvTranspose2d):
 
 
 class DownRightShiftedDeconv(nn.ConvTranspose2d):
+    """A transposed convolution that doubles H and W and, cropped, sees only the rows above and
+    the pixels to the left.
+    """
+
     def __init__(self, cin, cout, kernel=(2, 2)):
         super().__init__(cin, cout, kernel, stride=2, output_padding=1)
         self.kernel = kernel

@@ -9,6 +9,8 @@ from ..settings import Settings, at_least, positive, seed_check, setting
 
 @dataclass
 class TrainSettings(Settings):
+    """The settings of `preimage prior train`; each field's help is its flag's."""
+
     images: str = setting(
         "samples", "a folder of images, or 'samples' (scikit-image's photographs)"
     )
@@ -44,6 +46,8 @@ class TrainSettings(Settings):
 
 @dataclass
 class EvaluateSettings(Settings):
+    """The settings of `preimage prior evaluate`; each field's help is its flag's."""
+
     images: str = setting(
         "samples", "a folder of images, or 'samples' (scikit-image's photographs)"
     )

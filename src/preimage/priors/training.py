@@ -89,6 +89,7 @@ def patches(arrays, patch, count, split="train", seed=0):
 
 
 def to_unit(batch_uint8):
+    """N x 3 x H x W uint8 patches -> a float tensor in [0, 1]."""
     return torch.from_numpy(batch_uint8).float() / 255.0
 
 
@@ -181,21 +182,7 @@ def train(
     torch.manual_seed(seed)
     prior = PixelCNNPrior(PixelCNNPP(**network), patch=patch, trained_on=images).to(device)
     opt = torch.optim.Adam(prior.parameters(), lr=lr)
-    start, history, best = 0, [], None
-    if os.path.isfile(out):
-        state = torch.load(out, map_location="cpu", weights_only=True)
-        if state.get("config") != prior.network.config or state.get("patch") != patch:
-            raise PreimageError(
-                f"bad --out {out!r}: it holds a prior of another configuration"
-                f" ({state.get('config')}, patch {state.get('patch')}); give a new file to train"
-                " from scratch"
-            )
-        prior.network.load_state_dict(state["state_dict"])
-        if "optimizer" in state:
-            opt.load_state_dict(state["optimizer"])
-        start, history = int(state.get("steps", 0)), list(state.get("history", []))
-        best = state.get("best")
-        log(f"resuming from step {start} of {out}")
+    start, history, best = _resume(out, prior, opt, patch, log)
     # patches are drawn per block of save_every steps from seed + step, so a run resumed
     # from a checkpoint sees the patches the uninterrupted run would have seen
     rng_seed = seed
@@ -227,28 +214,7 @@ def train(
         bar.set_postfix(bpd=f"{train_bpd:.3f}")
         done = step + 1
         if done % eval_every == 0 or done == steps:
-            history.append(
-                {
-                    "step": done,
-                    "train_bpd": train_bpd,
-                    "held_out_bpd": held_out_bpd(prior, test),
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
-            log(
-                f"step {done}: train {train_bpd:.3f} bpd, held out"
-                f" {history[-1]['held_out_bpd']:.3f} bpd"
-            )
-            # Adam's steps make the held-out figure wander: keep the best model seen, which is what
-            # gets exported
-            if best is None or history[-1]["held_out_bpd"] < best["held_out_bpd"]:
-                best = {
-                    "step": done,
-                    "held_out_bpd": history[-1]["held_out_bpd"],
-                    "state_dict": {
-                        k: v.detach().clone() for k, v in prior.network.state_dict().items()
-                    },
-                }
+            best = _evaluate(prior, test, history, best, done, train_bpd, t0, log)
         if done % save_every == 0 or done == steps:
             prior.steps = done
             _save(
@@ -262,6 +228,44 @@ def train(
             )
     prior.steps = steps
     return prior, history
+
+
+def _resume(out, prior, opt, patch, log):
+    """(first step, history, best model) of a run resumed from ``out``, or of a new one."""
+    if not os.path.isfile(out):
+        return 0, [], None
+    state = torch.load(out, map_location="cpu", weights_only=True)
+    if state.get("config") != prior.network.config or state.get("patch") != patch:
+        raise PreimageError(
+            f"bad --out {out!r}: it holds a prior of another configuration"
+            f" ({state.get('config')}, patch {state.get('patch')}); give a new file to train"
+            " from scratch"
+        )
+    prior.network.load_state_dict(state["state_dict"])
+    if "optimizer" in state:
+        opt.load_state_dict(state["optimizer"])
+    start = int(state.get("steps", 0))
+    log(f"resuming from step {start} of {out}")
+    return start, list(state.get("history", [])), state.get("best")
+
+
+def _evaluate(prior, test, history, best, done, train_bpd, t0, log):
+    """Append the held-out figure to the history; returns the best model seen so far."""
+    history.append(
+        {
+            "step": done,
+            "train_bpd": train_bpd,
+            "held_out_bpd": held_out_bpd(prior, test),
+            "seconds": time.perf_counter() - t0,
+        }
+    )
+    log(f"step {done}: train {train_bpd:.3f} bpd, held out {history[-1]['held_out_bpd']:.3f} bpd")
+    # Adam's steps make the held-out figure wander: keep the best model seen, which is what gets
+    # exported
+    if best is None or history[-1]["held_out_bpd"] < best["held_out_bpd"]:
+        state = {k: v.detach().clone() for k, v in prior.network.state_dict().items()}
+        best = {"step": done, "held_out_bpd": history[-1]["held_out_bpd"], "state_dict": state}
+    return best
 
 
 def export(checkpoint, out, half=True):

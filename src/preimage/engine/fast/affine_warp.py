@@ -180,6 +180,11 @@ def _compile():
         boundscheck=False,
         fastmath={"contract", "reassoc", "nsz", "arcp"},
     )
+    return _forward_kernel(numba, jit), _adjoint_kernel(numba, jit)
+
+
+def _forward_kernel(numba, jit):
+    """The resampling: each output pixel the bilinear mix of its four taps, scaled and shifted."""
 
     @jit
     def forward_kernel(x, coef, scale, shift, out):
@@ -232,13 +237,18 @@ def _compile():
                             inside += w11
                         out[n, k, i, j] = scale[k] * v + shift[k] * inside
 
+    return forward_kernel
+
+
+def _adjoint_kernel(numba, jit):
+    """The adjoint: each output pixel's gradient spread back onto its four taps."""
+
     @jit
     def adjoint_kernel(g, coef, scale, out):
         n_images, channels, h, w = out.shape
         ho, wo = g.shape[2], g.shape[3]
-        for n in numba.prange(
-            n_images
-        ):  # one image each: its pixels are written by this thread only
+        # one image each: its pixels are written by this thread only
+        for n in numba.prange(n_images):
             a, b, c, d, e, f = (
                 coef[n, 0],
                 coef[n, 1],
@@ -278,4 +288,4 @@ def _compile():
                             if bottom and right:
                                 out[n, k, y0 + 1, x0 + 1] += w11 * v
 
-    return forward_kernel, adjoint_kernel
+    return adjoint_kernel

@@ -58,6 +58,10 @@ def _threshold(flag, value):
 
 @dataclass
 class DiverseSettings(Settings):
+    """The settings of `preimage diverse` and of an atlas diverse job; each field's help is its
+    flag's.
+    """
+
     target: str = setting(
         None, "LAYER:C, LAYER:A-B or LAYER:all (the centre unit of each channel)", type=str
     )

@@ -43,7 +43,7 @@ ROW_KEYS = (
 
 @dataclass
 class UnitSweep:
-    """One unit's λ sweep: images and inputs λ x n x C x H x W, activations λ x n, min_distance λ."""
+    """One unit's λ sweep: images, inputs λ x n x C x H x W; activations λ x n; min_distance λ."""
 
     layer: str
     channel: int
@@ -156,6 +156,9 @@ def sweep_arrays(sweeps):
 
 
 def gain_summary(gains):
+    """The units' count, how many were never active (gain None), and the median diversity gain
+    of the others (None if there are none).
+    """
     valid = [g for g in gains if g is not None]
     return {
         "units": len(gains),
@@ -273,8 +276,8 @@ class DiverseResult(Result):
             p = f"; one-sided Mann-Whitney p = {test['p']:.3g}" if test else ""
             twin = gain_summary(self.baseline.gains)["median_diversity_gain"]
             lines.append(
-                f"random-weights twin: median diversity gain {_fmt(twin)} (trained {_fmt(median)}){p};"
-                " histogram in gains.png"
+                f"random-weights twin: median diversity gain {_fmt(twin)} (trained"
+                f" {_fmt(median)}){p}; histogram in gains.png"
             )
         return lines
 

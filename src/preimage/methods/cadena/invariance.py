@@ -42,6 +42,10 @@ CROPS_PER_STEP = 16  # windowed crops of each texture per step
 
 @dataclass
 class InvarianceSettings(Settings):
+    """The settings of `preimage invariance` and of an atlas invariance job; each field's help is
+    its flag's.
+    """
+
     target: str = setting(None, "LAYER:C, LAYER:A-B or LAYER:all", type=str)
     n: int = setting(6, "templates per unit", check=at_least(2))
     lambdas: list = setting(
@@ -148,6 +152,9 @@ def pair_averages(templates, model):
 
 
 def unit_activation(model, layer, images, channel):
+    """The centre unit of ``channel`` at ``layer`` on each display-space image: a CPU tensor of
+    N values.
+    """
     with torch.no_grad():
         a = model.activations(images.to(model.device), [layer])[layer]
     h, w = a.shape[-2:]

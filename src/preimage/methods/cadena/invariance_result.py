@@ -29,6 +29,10 @@ from .diverse_result import save_unit_figures, sweep_arrays, unit_row
 
 @dataclass
 class UnitInvariance:
+    """One unit's invariance: both indices (None where they are undefined), the mean activations
+    of the templates, the crops and the pairs, and the images they come from.
+    """
+
     layer: str
     channel: int
     shift_invariance_index: float | None

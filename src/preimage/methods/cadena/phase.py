@@ -8,7 +8,7 @@ import torch
 
 
 def phase(images, wavelength, orientation=0.0, sigma=None):
-    """The phase of the grating in each image (radians), by projection on a quadrature pair of filters.
+    """The phase of the grating in each image (radians), by projection on a quadrature pair.
 
     images: N x 3 x H x W centred (mean removed); the grey image is projected on
     a cosine and a sine carrier of the given wavelength and orientation under a

@@ -45,6 +45,10 @@ ROW_KEYS = (
 
 @dataclass
 class ReliabilitySettings(RenderSettings):
+    """The settings of `preimage reliability` and of an atlas reliability job; each field's help is
+    its flag's.
+    """
+
     target: str = setting(
         None,
         "the target repeated: LAYER:C, LAYER:C@Y,X, class:N|NAME (or several units of one layer:"
@@ -64,6 +68,7 @@ class ReliabilitySettings(RenderSettings):
 
 
 def check_classifier(classifier):
+    """Refuse a classifier without class names."""
     if not classifier.classes:
         raise PreimageError(
             f"model {classifier.name} has no class names to classify with; give --classifier MODEL"
@@ -79,6 +84,9 @@ def _atlas_check(model):
 
 
 def classifier_of(model, settings, load):
+    """The model that classifies the repeats: --classifier loaded with ``load`` (or by name on the
+    model's device), else the model itself.
+    """
     if not settings.classifier:
         return model
     if load is None:

@@ -15,7 +15,7 @@ from ...errors import PreimageError
 
 @torch.no_grad()
 def classify(classifier, images, chunk=16):
-    """Logits (N x classes, float64) of display-space images, resized to the classifier's input size."""
+    """Logits (N x classes, float64) of display-space images at the classifier's input size."""
     size = classifier.input_size
     out = []
     for start in range(0, images.shape[0], chunk):
@@ -117,7 +117,7 @@ def logits_and_features(model, images, layer, classifier=None):
 
 
 def condition_correlation(logits_a, logits_b):
-    """Spearman's ρ (and p) between two conditions' mean logits over their repeats (Finzi Fig. 6)."""
+    """Spearman's ρ (and p) between two conditions' mean logits over repeats (Finzi Fig. 6)."""
     from scipy.stats import spearmanr
 
     r = spearmanr(np.asarray(logits_a).mean(axis=0), np.asarray(logits_b).mean(axis=0))

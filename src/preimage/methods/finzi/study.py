@@ -36,6 +36,8 @@ TV_WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))  # Fig. 7: 0 to 1 in st
 
 @dataclass
 class StudySettings(RenderSettings):
+    """The settings of `preimage study`; each field's help is its flag's."""
+
     study: str = setting(
         None,
         "tv: TV weight 0 to 1 by 0.1 (Fig. 7); preprocessing: with and without transforms and TV"

@@ -69,6 +69,8 @@ def caricature(
 
 @dataclass
 class CaricatureSettings(EnergySettings):
+    """The settings of `preimage caricature`; each field's help is its flag's."""
+
     layer: str = setting(
         None, "a layer, or several separated by commas (one folder each)", type=str
     )

@@ -75,7 +75,7 @@ class Energy:
 
     @classmethod
     def measured(cls, model, images, B=True, V=True, **kw):
-        """The paper's energy with B and/or V measured on ``images`` instead of the paper's 80 and B/6.5.
+        """The paper's energy with B and/or V measured on ``images`` (not the paper's 80 and B/6.5).
 
         §3.2 defines B as "the typical L2 norm of the pixel RGB vector, such that
         N_α(x) ≈ 1" and V as "the typical value of the norm of the gradient".
@@ -317,6 +317,10 @@ _prior, _prior_weight = prior_fields(PRIOR_WEIGHT)
 
 @dataclass
 class EnergySettings(Settings):
+    """What maximize, caricature, invert and invert-table share: window, steps, jitter, the
+    constants of eq. 1 and the prior; each field's help is its flag's.
+    """
+
     size: int = setting(
         None,
         "the network's window in pixels (default: the model's input size)",

@@ -135,6 +135,8 @@ def _channel_range(flag, text):
 
 @dataclass
 class InvertSettings(EnergySettings):
+    """The settings of `preimage invert`; each field's help is its flag's."""
+
     layer: str = setting(None, "the layer whose code is inverted", type=str)
     image: str = setting(
         None, "an image file, or sample:NAME (astronaut, chelsea, coffee, ...)", type=str

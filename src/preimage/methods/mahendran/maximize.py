@@ -105,6 +105,8 @@ def maximize(
 
 @dataclass
 class MaximizeSettings(EnergySettings):
+    """The settings of `preimage maximize`; each field's help is its flag's."""
+
     target: str = setting(
         None,
         "LAYER:C, LAYER:A-B, LAYER:all, or LAYER:C@Y,X (one image per channel)",

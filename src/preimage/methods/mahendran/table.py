@@ -83,6 +83,47 @@ def inversion_table(
     return errors, first, bounded
 
 
+def _table_csv(columns, Cs, errors, chosen):
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    header = ["model", "layer", "name", "C", "mean_error_percent", "std_error_percent", "images"]
+    w.writerow(header + ["paper_C"])
+    for model, layer, name in columns:
+        for c in Cs:
+            v = errors[name][float(c)]
+            mean, std = f"{100 * v.mean():.2f}", f"{100 * v.std():.2f}"
+            paper = int(float(c) == chosen[name])
+            w.writerow([model.name, model.resolve_layer(layer), name, c, mean, std, len(v), paper])
+    return buf.getvalue()
+
+
+def _spread(v):
+    return {"mean": float(v.mean()), "std": float(v.std())}
+
+
+def _cell(v):
+    return f"{100 * v.mean():.1f} ± {100 * v.std():.1f}"
+
+
+def _table_md(names, Cs, errors, chosen, bounded):
+    lines = ["| C | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for c in Cs:
+        lines.append(f"| {c:g} | " + " | ".join(_cell(errors[n][float(c)]) for n in names) + " |")
+    # the paper's C by depth (§5.2.1), the setting of its Figs. 5-7: large C early, small C deep
+    if any(chosen[n] in errors[n] for n in names):  # a column whose C was not run shows a dash
+        cells = [
+            f"{_cell(errors[n][chosen[n]])} (C={chosen[n]:g})"
+            if chosen[n] in errors[n]
+            else f"– (C={chosen[n]:g} not run)"
+            for n in names
+        ]
+        lines.append("| paper's C by depth | " + " | ".join(cells) + " |")
+    if bounded:
+        cells = [_cell(bounded[n]) for n in names]
+        lines.append("| the photographs within B+ | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_table(out, columns, Cs, errors, first, images, config, bounded=None):
     """table.csv, table.md, errors.png, inversions.png, result.npz and metrics.json.
 
@@ -94,103 +135,39 @@ def write_table(out, columns, Cs, errors, first, images, config, bounded=None):
     """
     os.makedirs(out, exist_ok=True)
     names = [name for _, _, name in columns]
-    buf = io.StringIO()
-    w = csv.writer(buf)
     chosen = {name: paper_C(model, layer, images.shape[-1]) for model, layer, name in columns}
-    w.writerow(
-        [
-            "model",
-            "layer",
-            "name",
-            "C",
-            "mean_error_percent",
-            "std_error_percent",
-            "images",
-            "paper_C",
-        ]
-    )
-    for model, layer, name in columns:
-        for c in Cs:
-            v = errors[name][float(c)]
-            w.writerow(
-                [
-                    model.name,
-                    model.resolve_layer(layer),
-                    name,
-                    c,
-                    f"{100 * v.mean():.2f}",
-                    f"{100 * v.std():.2f}",
-                    len(v),
-                    int(float(c) == chosen[name]),
-                ]
-            )
-    atomic_write(os.path.join(out, "table.csv"), buf.getvalue().encode())
-
-    lines = ["| C | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for c in Cs:
-        cells = [
-            f"{100 * errors[n][float(c)].mean():.1f} ± {100 * errors[n][float(c)].std():.1f}"
-            for n in names
-        ]
-        lines.append(f"| {c:g} | " + " | ".join(cells) + " |")
-    # the paper's C by depth (§5.2.1), the setting of its Figs. 5-7: large C early, small C deep
-    if any(chosen[n] in errors[n] for n in names):  # a column whose C was not run shows a dash
-        cells = [
-            (
-                f"{100 * errors[n][chosen[n]].mean():.1f} ± {100 * errors[n][chosen[n]].std():.1f}"
-                f" (C={chosen[n]:g})"
-                if chosen[n] in errors[n]
-                else f"– (C={chosen[n]:g} not run)"
-            )
-            for n in names
-        ]
-        lines.append("| paper's C by depth | " + " | ".join(cells) + " |")
-    if bounded:
-        cells = [f"{100 * bounded[n].mean():.1f} ± {100 * bounded[n].std():.1f}" for n in names]
-        lines.append("| the photographs within B+ | " + " | ".join(cells) + " |")
-    atomic_write(os.path.join(out, "table.md"), ("\n".join(lines) + "\n").encode())
-
+    atomic_write(os.path.join(out, "table.csv"), _table_csv(columns, Cs, errors, chosen).encode())
+    md = _table_md(names, Cs, errors, chosen, bounded)
+    atomic_write(os.path.join(out, "table.md"), md.encode())
     _plot(os.path.join(out, "errors.png"), names, Cs, errors, chosen)
     shown = {n: chosen[n] if chosen[n] in errors[n] else float(max(Cs)) for n in names}
-    _figure(
-        os.path.join(out, "inversions.png"),
-        images[0],
-        [(n, first[(n, shown[n])], shown[n]) for n in names],
-    )
+    panels = [(n, first[(n, shown[n])], shown[n]) for n in names]
+    _figure(os.path.join(out, "inversions.png"), images[0], panels)
     array = np.stack(
         [np.stack([errors[n][float(c)] for c in Cs]) for n in names]
-    )  # columns x C x images
+    )  # columns x C x N
     save_npz(
         os.path.join(out, "result.npz"),
         errors=array,
         columns=np.array(names),
         C=np.array(Cs, dtype=float),
     )
+    run = [n for n in names if chosen[n] in errors[n]]
     metrics = {
         "config": config,
         "columns": [
-            {"model": m.name, "layer": m.resolve_layer(l), "name": n} for m, l, n in columns
+            {"model": m.name, "layer": m.resolve_layer(layer), "name": n} for m, layer, n in columns
         ],
         "C": list(Cs),
         "mean_error": {n: {str(c): float(errors[n][float(c)].mean()) for c in Cs} for n in names},
         "std_error": {n: {str(c): float(errors[n][float(c)].std()) for c in Cs} for n in names},
         "figure_C": shown,
         "paper_C": chosen,
-        "bounded_photograph_error": {
-            n: {"mean": float(v.mean()), "std": float(v.std())} for n, v in (bounded or {}).items()
-        },
-        "paper_C_error": {
-            n: {
-                "C": chosen[n],
-                "mean": float(errors[n][chosen[n]].mean()),
-                "std": float(errors[n][chosen[n]].std()),
-            }
-            for n in names
-            if chosen[n] in errors[n]
-        },
+        "bounded_photograph_error": {n: _spread(v) for n, v in (bounded or {}).items()},
+        "paper_C_error": {n: {"C": chosen[n], **_spread(errors[n][chosen[n]])} for n in run},
         "files": ["table.csv", "table.md", "errors.png", "inversions.png", "result.npz"],
+        "environment": environment(),
     }
-    metrics["environment"] = environment()
     save_json(os.path.join(out, "metrics.json"), metrics)
     return metrics
 
@@ -247,6 +224,8 @@ def _positive_all(flag, values):
 
 @dataclass
 class TableSettings(EnergySettings):
+    """The settings of `preimage invert-table`; each field's help is its flag's."""
+
     layers: str = setting(
         None, "layer names separated by commas (default: each model's output)", type=str
     )
@@ -286,6 +265,11 @@ def _images(settings, size):
 
 @dataclass
 class TableResult(Result):
+    """What `preimage invert-table` found: the errors, the reconstructions of image 0 and the
+    photographs' errors within B+ (as ``inversion_table`` returns them), the images and the
+    configuration.
+    """
+
     columns: list
     Cs: list
     errors: dict

@@ -10,18 +10,23 @@ from ..weights import load_into, seeded
 
 
 def torchvision_names():
+    """torchvision's classification models."""
     import torchvision
 
     return torchvision.models.list_models(module=torchvision.models)
 
 
 def imagenet_classes():
+    """The 1000 ImageNet class names, in the order of the logits."""
     from torchvision.models import AlexNet_Weights
 
     return list(AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def load_torchvision(name, weights, seed):
+    """A torchvision model with its preprocessing and input size: ``weights`` 'imagenet' (the
+    default), 'random' (initialized from ``seed``) or a state-dict file.
+    """
     import torchvision
 
     default = torchvision.models.get_model_weights(name).DEFAULT

@@ -152,6 +152,10 @@ class Corner(nn.Module):
 
 
 class Cell(nn.Module):
+    """A toy cell: the grey image through ``subunits`` (the layer of linear filters), then
+    ``response`` (the one-channel output layer).
+    """
+
     def __init__(self, subunits, response):
         super().__init__()
         self.grey = Grey()
@@ -163,6 +167,9 @@ class Cell(nn.Module):
 
 
 def hw_phases_and_weights():
+    """The Hubel & Wiesel cell's subunit phases (radians) and pooling weights, fixed draws from
+    seed 2 (see the module's docstring).
+    """
     g = torch.Generator().manual_seed(HW_SEED)
     base = torch.arange(HW_PHASES, dtype=torch.float64) * (2 * math.pi / HW_PHASES)
     phases = base + torch.randn(HW_PHASES, generator=g, dtype=torch.float64) * HW_PHASE_JITTER
