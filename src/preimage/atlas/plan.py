@@ -167,7 +167,7 @@ def _spec(model, weights, method, settings, address, chunk):
         "units": chunk,
         "settings": {k: v for k, v in s.as_dict().items() if k not in target},
         "device": settings.device,
-        "image_steps": batch * s.steps,
+        "image_steps": batch * getattr(s, "steps", 1),  # a method without steps is one pass
         "pixels": method.atlas.image_size(model, address, s),
         "batch": batch,
     }

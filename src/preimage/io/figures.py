@@ -226,20 +226,9 @@ def invariance_plots(groups, folder, prefix="", title=None):
     paths.
     """
     paths = [os.path.join(folder, prefix + name) for name in INVARIANCE_PLOTS]
-    histograms(
-        {k: [s for s, _ in v] for k, v in groups.items()},
-        paths[0],
-        xlabel="shift invariance index",
-        title=title,
-        log=False,
-    )
-    histograms(
-        {k: [c for _, c in v] for k, v in groups.items()},
-        paths[1],
-        xlabel="linear combination index",
-        title=title,
-        log=False,
-    )
+    for k, label in enumerate(("shift invariance index", "linear combination index")):
+        values = {name: [pair[k] for pair in v] for name, v in groups.items()}
+        histograms(values, paths[k], xlabel=label, title=title, log=False)
     both = {k: [(s, c) for s, c in v if s is not None and c is not None] for k, v in groups.items()}
     scatter(
         {k: ([s for s, _ in v], [c for _, c in v]) for k, v in both.items()},

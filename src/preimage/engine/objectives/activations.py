@@ -14,6 +14,14 @@ from ..fast.gradients import AtPosition, SpatialMean
 from .core import Objective, leading, per_element, rows, shared_or_rows
 
 
+def _once(cache, a, build):
+    """What ``build(device, dtype)`` gives for a's device and dtype, built on first use."""
+    key = (a.device, a.dtype)
+    if key not in cache:
+        cache[key] = build(a.device, a.dtype)
+    return cache[key]
+
+
 def _channel_index(channels, idx, device, cache):
     key = (device, None if idx is None else idx.numel())
     if key not in cache:
@@ -94,10 +102,8 @@ def direction(layer, vector, batch=None):
                 f"direction has {vec.numel()} components but layer {layer} has {a.shape[1]}"
                 " channels"
             )
-        key = (a.device, a.dtype)
-        if key not in cache:
-            cache[key] = vec.to(device=a.device, dtype=a.dtype)
-        v = cache[key].view(1, -1, *([1] * (a.dim() - 2)))
+        v = _once(cache, a, lambda device, dtype: vec.to(device=device, dtype=dtype))
+        v = v.view(1, -1, *([1] * (a.dim() - 2)))
         return (a * v).sum(1).reshape(a.shape[0], -1).mean(1)
 
     return Objective(per_element(values, batch), [layer], f"{layer}·direction")
@@ -126,17 +132,16 @@ def inversion(layer, target, mask=None, weight=1.0, batch=None):
     """
     cache = {}
 
+    def build(device, dtype, dims):
+        t = leading(torch.as_tensor(target).detach().to(device, dtype), dims)
+        m = None if mask is None else torch.as_tensor(mask).to(device, dtype)
+        t = t if m is None else t * m
+        norm = t.pow(2).reshape(t.shape[0], -1).sum(1)
+        return t, m, norm, torch.as_tensor(weight, dtype=dtype).reshape(-1).to(device)
+
     def values(ctx, idx):
         a = rows(ctx.activations[layer], idx)
-        key = (a.device, a.dtype)
-        if key not in cache:
-            t = leading(torch.as_tensor(target).detach().to(a.device, a.dtype), a.dim())
-            m = None if mask is None else torch.as_tensor(mask).to(a.device, a.dtype)
-            t = t if m is None else t * m
-            norm = t.pow(2).reshape(t.shape[0], -1).sum(1)
-            c = torch.as_tensor(weight, dtype=a.dtype).reshape(-1).to(a.device)
-            cache[key] = (t, m, norm, c)
-        t, m, norm, c = cache[key]
+        t, m, norm, c = _once(cache, a, lambda device, dtype: build(device, dtype, a.dim()))
         diff = (a if m is None else a * m) - shared_or_rows(t, idx)
         loss = diff.pow(2).reshape(a.shape[0], -1).sum(1) / shared_or_rows(norm, idx)
         return -shared_or_rows(c, idx) * loss
@@ -151,13 +156,13 @@ def inner_product(layer, weights, Z=1.0, batch=None):
     """
     cache = {}
 
+    def build(device, dtype, dims):
+        w = leading(torch.as_tensor(weights).detach().to(device, dtype), dims)
+        return w, torch.as_tensor(Z, dtype=dtype).reshape(-1).to(device)
+
     def values(ctx, idx):
         a = rows(ctx.activations[layer], idx)
-        key = (a.device, a.dtype)
-        if key not in cache:
-            w = leading(torch.as_tensor(weights).detach().to(a.device, a.dtype), a.dim())
-            cache[key] = (w, torch.as_tensor(Z, dtype=a.dtype).reshape(-1).to(a.device))
-        w, z = cache[key]
+        w, z = _once(cache, a, lambda device, dtype: build(device, dtype, a.dim()))
         product = (a * shared_or_rows(w, idx)).reshape(a.shape[0], -1).sum(1)
         return product / shared_or_rows(z, idx)
 

@@ -31,17 +31,16 @@ def caricature(
     images,
     C=1.0,
     seed=0,
-    energy=None,
-    jitter=None,
     progress=True,
-    prior=None,
-    prior_weight=None,
+    **preset_kw,
 ):
-    """Caricatures of images at a layer; a PreimageResult whose scores are the exaggeration."""
+    """Caricatures of images at a layer; a PreimageResult whose scores are the exaggeration.
+
+    preset_kw: energy, jitter, prior and prior_weight, as ``preset`` takes them.
+    """
     images = images.to(model.device)
     size = images.shape[-1]
-    weight = {} if prior_weight is None else {"prior_weight": prior_weight}
-    pre = preset(model, layer, size, energy, jitter, prior, **weight)
+    pre = preset(model, layer, size, **preset_kw)
     with torch.no_grad():
         phi0 = model.activations(images, [layer])[layer].float().clamp_min(0)
     z = phi0.pow(2).reshape(phi0.shape[0], -1).sum(1).clamp_min(1e-12)
@@ -131,10 +130,8 @@ def run(model, settings, *, progress=True, load=None):
             image,
             C=s.C,
             seed=s.seed,
-            energy=energy,
-            jitter=s.jitter,
             progress=progress,
-            **s.prior_kw(model),
+            **s.preset_kw(model, energy),
         )
         r = dataclasses.replace(
             r,

@@ -383,7 +383,9 @@ class EnergySettings(Settings):
                 )
         return energy
 
-    def prior_kw(self, model):
-        """The prior and its weight, as the library functions take them ({} without a prior)."""
+    def preset_kw(self, model, energy):
+        """The energy, the jitter, the prior and its weight, as ``preset`` (and so the library
+        functions) take them."""
         prior, weight, _ = prior_term(model, self, PRIOR_WEIGHT)
-        return {} if prior is None else {"prior": prior, "prior_weight": weight}
+        kw = {"energy": energy, "jitter": self.jitter}
+        return kw if prior is None else {**kw, "prior": prior, "prior_weight": weight}

@@ -69,11 +69,8 @@ def invert(
     mask_channels=None,
     seeds=1,
     seed=0,
-    energy=None,
-    jitter=None,
     progress=True,
-    prior=None,
-    prior_weight=None,
+    **preset_kw,
 ):
     """Reconstruct images from their code at a layer, starting from noise (§5).
 
@@ -81,14 +78,13 @@ def invert(
     image is inverted at every C), or None for the paper's choice. seeds: reconstructions per
     image and C, each from its own noise (Fig. 8). Returns a PreimageResult whose ``scores``
     are the normalized reconstruction errors of §5.1, over the masked components when a mask
-    is given.
+    is given. preset_kw: energy, jitter, prior and prior_weight, as ``preset`` takes them.
     """
     images = images.to(model.device)
     k, size = images.shape[0], images.shape[-1]
     if seeds < 1:
         raise PreimageError(f"bad --seeds {seeds}; it must be at least 1")
-    weight = {} if prior_weight is None else {"prior_weight": prior_weight}
-    pre = preset(model, layer, size, energy, jitter, prior, **weight)
+    pre = preset(model, layer, size, **preset_kw)
     if C is None:
         Cs = [paper_C(model, layer, size)]
     else:
@@ -189,10 +185,8 @@ def run(model, settings, *, progress=True, load=None):
         mask_channels=channels,
         seeds=s.seeds,
         seed=s.seed,
-        energy=energy,
-        jitter=s.jitter,
         progress=progress,
-        **s.prior_kw(model),
+        **s.preset_kw(model, energy),
     )
     box = window_box(info, s.mask_window) if s.mask_window else None
     errors = [round(float(e), 5) for e in result.scores]

@@ -52,20 +52,18 @@ def maximize(
     C=1.0,
     position=None,
     seed=0,
-    energy=None,
-    jitter=None,
     progress=True,
-    prior=None,
-    prior_weight=None,
+    **preset_kw,
 ):
     """One image per channel maximizing its unit; natural: images (N x 3 x H x W) on which M is
-    measured. ``scores`` holds Φ_c(x*) / M."""
+    measured. ``scores`` holds Φ_c(x*) / M.
+    preset_kw: energy, jitter, prior and prior_weight, as ``preset`` takes them.
+    """
     rf = _rf(model.layer_info(layer, size or model.input_size))
     size = int(size or min(model.input_size, rf))
     channels = [int(c) for c in channels]
     info = model.layer_info(layer, size)
-    weight = {} if prior_weight is None else {"prior_weight": prior_weight}
-    pre = preset(model, layer, size, energy, jitter, prior, **weight)
+    pre = preset(model, layer, size, **preset_kw)
     M = natural_maximum(model, layer, channels, natural)
     if (M <= 0).any():
         bad = [c for c, m in zip(channels, M.tolist()) if m <= 0]
@@ -152,10 +150,8 @@ def run(model, settings, *, progress=True, load=None):
         C=s.C,
         position=position,
         seed=s.seed,
-        energy=s.energy(model, natural),
-        jitter=s.jitter,
         progress=progress,
-        **s.prior_kw(model),
+        **s.preset_kw(model, s.energy(model, natural)),
     )
     ratios = [round(float(r), 3) for r in result.scores]
     config = {**model_record(model), **s.as_dict(), "natural_images": s.images or "samples"}

@@ -41,32 +41,21 @@ def inversion_table(
     images,
     seeds=1,
     seed=0,
-    energy=None,
-    jitter=None,
     progress=True,
     log=print,
-    **prior,
+    **preset_kw,
 ):
     """Invert every image at every C from every (model, layer) column.
 
     Returns ({column name: {C: errors over images}}, {(column name, C): reconstruction of image 0},
     {column name: errors of the photographs themselves brought inside the hard bound B+}),
     the last from ``bounded_photograph_error``.
-    prior: ``prior`` and ``prior_weight`` as ``invert`` takes them.
+    preset_kw: energy, jitter, prior and prior_weight, as ``preset`` takes them.
     """
     errors, first, bounded = {}, {}, {}
     for i, (model, layer, name) in enumerate(columns):
         result = invert(
-            model,
-            layer,
-            images,
-            C=list(Cs),
-            seeds=seeds,
-            seed=seed,
-            energy=energy,
-            jitter=jitter,
-            progress=progress,
-            **prior,
+            model, layer, images, C=list(Cs), seeds=seeds, seed=seed, progress=progress, **preset_kw
         )
         per_c = {}
         for c in Cs:
@@ -74,6 +63,7 @@ def inversion_table(
             per_c[float(c)] = result.scores[idx].cpu().numpy()
             first[(name, float(c))] = result.images[idx[0]].cpu()
         errors[name] = per_c
+        energy = preset_kw.get("energy")
         bounded[name] = bounded_photograph_error(model, layer, images, energy).numpy()
         summary = ", ".join(
             f"C={c:g}: {100 * v.mean():.1f} ± {100 * v.std():.1f} %" for c, v in per_c.items()
@@ -313,17 +303,15 @@ def run(models, settings, *, progress=True, load=None):
             " model at a time"
         )
     energy = s.energy(models[0], images)
-    prior_kw = s.prior_kw(models[0])
+    preset_kw = s.preset_kw(models[0], energy)
     errors, first, bounded = inversion_table(
         columns,
         Cs,
         images,
         seeds=1,
         seed=s.seed,
-        energy=energy,
-        jitter=s.jitter,
         progress=progress,
-        **prior_kw,
+        **preset_kw,
     )
     config = {
         "command": "invert-table",
@@ -333,7 +321,7 @@ def run(models, settings, *, progress=True, load=None):
         "size": size,
         "images": files,
         "energy": energy.describe(),
-        "prior": prior_kw["prior"].describe() if prior_kw else None,
+        "prior": preset_kw["prior"].describe() if "prior" in preset_kw else None,
     }
     return TableResult(columns, Cs, errors, first, bounded, images, config)
 
