@@ -145,7 +145,8 @@ def main():
     )
     print(
         f"{'case':28} {'N':>3} {'preimage img-step/s':>20} {'lucent img-step/s':>18}"
-        f" {'speed-up':>9} {'bare ms':>8} {'ours ms':>8} {'overhead':>9} {'as loaded ms':>13}"
+        f" {'speed-up':>9} {'spread':>11} {'bare ms':>8} {'ours ms':>8} {'overhead':>9}"
+        f" {'as loaded ms':>13}"
         f" {'ours/loaded':>12} {'setup ms ours':>14} {'lucent':>7}"
     )
     rows = []
@@ -171,7 +172,9 @@ def main():
             statistics.median(t) for t in (t_ours, t_luc, t_bare, t_plain, s_ours, s_luc)
         )
         # ratios within each round, then their median: the machine's speed drifts between rounds
-        speed_up = statistics.median(lr / orr for lr, orr in zip(t_luc, t_ours))
+        ratios = [lr / orr for lr, orr in zip(t_luc, t_ours)]
+        speed_up = statistics.median(ratios)
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"  # the rounds' lowest and highest
         overhead = statistics.median(orr / br for orr, br in zip(t_ours, t_bare)) - 1
         loaded = statistics.median(orr / pr for orr, pr in zip(t_ours, t_plain))
         rows.append(
@@ -191,7 +194,8 @@ def main():
             )
         )
         print(
-            f"{name:28} {n:>3} {n / o:>20.1f} {n / luc:>18.1f} {speed_up:>8.2f}x {b * 1000:>8.1f}"
+            f"{name:28} {n:>3} {n / o:>20.1f} {n / luc:>18.1f} {speed_up:>8.2f}x {spread:>11}"
+            f" {b * 1000:>8.1f}"
             f" {o * 1000:>8.1f} {100 * overhead:>8.1f}% {p * 1000:>13.1f} {loaded:>11.2f}x"
             f" {so * 1000:>14.0f} {sl * 1000:>7.0f}"
         )

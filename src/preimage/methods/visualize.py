@@ -51,6 +51,8 @@ class VisualizeSettings(RenderSettings):
     prior_weight: float = _prior_weight
 
     def validate(self):
+        if isinstance(self.targets, str):  # one target given as a string
+            self.targets = [self.targets]
         if not self.targets:
             raise PreimageError("bad --target: give at least one target, such as _blocks.2:0")
         check_prior(self)

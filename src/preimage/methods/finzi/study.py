@@ -75,6 +75,8 @@ class StudySettings(RenderSettings):
     )
 
     def validate(self):
+        if isinstance(self.targets, str):
+            self.targets = [self.targets]
         if self.study is None:
             raise PreimageError(f"bad --study: give one of {', '.join(STUDIES)}")
 
