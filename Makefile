@@ -8,10 +8,12 @@ CHROMIUM := $(VENV)/.chromium
 
 .PHONY: demo test bench prior clean
 
-$(STAMP): pyproject.toml
+# The package accepts a range of PyTorch versions (pyproject.toml); constraints.txt pins the ones
+# this machine has on disk, so that the two commands install in minutes.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench,atlas]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench,atlas]'
 	touch $(STAMP)
 
 # A small atlas of EfficientNet-Lite0: four channels at three depths, every method, short settings
@@ -28,8 +30,8 @@ $(VLFEAT): $(STAMP)
 	@if [ ! -e /usr/include/vl/hog.h ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libvlfeat-dev; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq libvlfeat-dev; fi; fi
-	$(BIN)/pip install --quiet cython numpy
-	$(BIN)/pip install --quiet --no-build-isolation cyvlfeat==0.7.1
+	$(BIN)/pip install --quiet -c constraints.txt cython numpy
+	$(BIN)/pip install --quiet -c constraints.txt --no-build-isolation cyvlfeat==0.7.1
 	touch $(VLFEAT)
 
 # The report's browser test opens it in Debian's headless Chromium.

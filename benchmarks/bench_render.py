@@ -30,6 +30,12 @@ are medians over rounds, and ratios (speed-up, overhead, ours / as loaded)
 medians of the ratios within each round.
 
     python benchmarks/bench_render.py [--size 128] [--steps 8] [--rounds 5]
+
+On a GPU (``--device cuda``), ``--batches 64,256`` runs a shallow, a middle and a deep layer at
+each batch size (a layer's channels repeated where it has fewer; every element starts from its
+own noise), times with the device synchronized, and prints each tool's peak GPU memory:
+
+    python benchmarks/bench_render.py --device cuda --size 224 --batches 64,256 --rounds 3
 """
 
 from __future__ import annotations
@@ -53,6 +59,23 @@ CASES = [
     ("_blocks.2 single channel", "_blocks.2", [5]),
     ("_blocks.14 single channel", "_blocks.14", [5]),
 ]
+# --batches: a shallow, a middle and a deep layer, with their channel counts
+DEPTHS = (("_blocks.0", 16), ("_blocks.6", 80), ("_blocks.14", 192))
+
+
+def batch_cases(batches):
+    """(name, layer, channels) for every depth at every batch size, channels repeated to fill it."""
+    out = []
+    for layer, count in DEPTHS:
+        for n in batches:
+            channels = [k % count for k in range(n)]
+            out.append((f"{layer} batch {n}", layer, channels))
+    return out
+
+
+def sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def steady(run, *args, steps):
@@ -66,11 +89,14 @@ def steady(run, *args, steps):
 
 def ours(model, layer, channels, size, steps):
     obj = O.channel(layer, channels) if len(channels) > 1 else O.channel(layer, channels[0])
+    sync(model.device)
     t = time.perf_counter()
     preimage.render(
         model,
         obj,
-        preimage.ImageParam(len(channels), size, generator=torch.Generator().manual_seed(0)),
+        preimage.ImageParam(
+            len(channels), size, generator=torch.Generator().manual_seed(0), device=model.device
+        ),
         transforms=preimage.parse_transforms("finzi"),
         steps=steps,
         progress=False,
@@ -83,8 +109,9 @@ def lucent_run(module, layer, channels, size, steps):
 
     lucent_layer = layer.replace(".", "_")
     obj = sum(objectives.channel(lucent_layer, c, batch=i) for i, c in enumerate(channels))
-    mean = torch.tensor([127 / 255] * 3).view(1, 3, 1, 1)
-    std = torch.tensor([128 / 255] * 3).view(1, 3, 1, 1)
+    device = next(module.parameters()).device  # Lucent puts its images on the GPU when there is one
+    mean = torch.tensor([127 / 255] * 3, device=device).view(1, 3, 1, 1)
+    std = torch.tensor([128 / 255] * 3, device=device).view(1, 3, 1, 1)
     transforms = list(transform.standard_transforms) + [lambda x: (x - mean) / std]
     t = time.perf_counter()
     render.render_vis(
@@ -108,14 +135,86 @@ def bare(model, layer, n, size, steps, module=None):
     module: None for the module our loop runs (the fast copy: batch norms folded, padding
     absorbed, input gradients as forward convolutions); ``model.module`` for the network as loaded.
     """
-    x = torch.rand(n, 3, size, size, requires_grad=True)
+    x = torch.rand(n, 3, size, size, device=model.device, requires_grad=True)
     with capture(module if module is not None else model.runner([layer]), [layer]) as c:
+        sync(model.device)
         t = time.perf_counter()
         for _ in range(steps):
             out = c.run(model.memory_format(model.preprocess(x)))[layer]
             # the gradient a channel objective sends: each channel's spatial mean, a broadcast
-            out.backward(torch.full(out.shape[:2] + (1, 1), 1.0 / out[0, 0].numel()).expand_as(out))
+            grad = torch.full(out.shape[:2] + (1, 1), 1.0 / out[0, 0].numel(), device=out.device)
+            out.backward(grad.expand_as(out))
+        sync(model.device)
     return (time.perf_counter() - t) / steps
+
+
+def peak_memory(device, run, *args, **kwargs):
+    """run(...) and the peak GPU memory it allocated, in MiB (None on the CPU)."""
+    if not str(device).startswith("cuda"):
+        return run(*args, **kwargs), None
+    torch.cuda.reset_peak_memory_stats(device)
+    out = run(*args, **kwargs)
+    return out, torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def measure(model, lucent_model, layer, channels, args):
+    """One case: medians over rounds of both tools' step times and of the bare passes."""
+    n, size, device = len(channels), args.size, model.device
+    # warm-up: allocator, thread pools, lazy init
+    ours(model, layer, channels, size, 2)
+    lucent_run(lucent_model, layer, channels, size, 2)
+    bare(model, layer, n, size, 2)
+    bare(model, layer, n, size, 2, model.module)
+    _, mem_ours = peak_memory(device, ours, model, layer, channels, size, 2)
+    _, mem_luc = peak_memory(device, lucent_run, lucent_model, layer, channels, size, 2)
+    t = {k: [] for k in ("ours", "lucent", "bare", "plain", "setup_ours", "setup_lucent")}
+    for _ in range(args.rounds):
+        for key, run, module in (("ours", ours, model), ("lucent", lucent_run, lucent_model)):
+            per_step, once = steady(run, module, layer, channels, size, steps=args.steps)
+            t[key].append(per_step)
+            t[f"setup_{key}"].append(once)
+        t["bare"].append(bare(model, layer, n, size, args.steps))
+        t["plain"].append(bare(model, layer, n, size, args.steps, model.module))
+    med = {k: statistics.median(v) for k, v in t.items()}
+    # ratios within each round, then their median: the machine's speed drifts between rounds
+    ratios = [lr / orr for lr, orr in zip(t["lucent"], t["ours"])]
+    return {
+        "n": n,
+        "ours": n / med["ours"],
+        "lucent": n / med["lucent"],
+        "speed_up": statistics.median(ratios),
+        "spread": f"{min(ratios):.2f}-{max(ratios):.2f}",  # the rounds' lowest and highest
+        "bare_ms": med["bare"] * 1000,
+        "ours_ms": med["ours"] * 1000,
+        "overhead": statistics.median(o / b for o, b in zip(t["ours"], t["bare"])) - 1,
+        "loaded_ms": med["plain"] * 1000,
+        "ours_loaded": statistics.median(o / p for o, p in zip(t["ours"], t["plain"])),
+        "setup_ours": med["setup_ours"] * 1000,
+        "setup_lucent": med["setup_lucent"] * 1000,
+        "mem_ours": mem_ours,
+        "mem_lucent": mem_luc,
+    }
+
+
+HEADER = (
+    f"{'case':28} {'N':>3} {'preimage img-step/s':>20} {'lucent img-step/s':>18}"
+    f" {'speed-up':>9} {'spread':>11} {'bare ms':>8} {'ours ms':>8} {'overhead':>9}"
+    f" {'as loaded ms':>13} {'ours/loaded':>12} {'setup ms ours':>14} {'lucent':>7}"
+    f" {'peak MiB ours':>14} {'lucent':>7}"
+)
+
+
+def _line(name, r):
+    mem = "".join(
+        f" {('-' if m is None else f'{m:.0f}'):>{w}}"
+        for m, w in ((r["mem_ours"], 14), (r["mem_lucent"], 7))
+    )
+    return (
+        f"{name:28} {r['n']:>3} {r['ours']:>20.1f} {r['lucent']:>18.1f} {r['speed_up']:>8.2f}x"
+        f" {r['spread']:>11} {r['bare_ms']:>8.1f} {r['ours_ms']:>8.1f}"
+        f" {100 * r['overhead']:>8.1f}% {r['loaded_ms']:>13.1f} {r['ours_loaded']:>11.2f}x"
+        f" {r['setup_ours']:>14.0f} {r['setup_lucent']:>7.0f}{mem}"
+    )
 
 
 def main():
@@ -125,6 +224,10 @@ def main():
         "--steps", type=int, default=8, help="the short run; the long run is three times as many"
     )
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    ap.add_argument(
+        "--batches", default=None, help="batch sizes such as 64,256: three depths at each"
+    )
     ap.add_argument(
         "--frozen-lucent", action="store_true", help="also freeze the parameters of Lucent's model"
     )
@@ -132,73 +235,23 @@ def main():
     torch.manual_seed(0)
     keep_freed_memory()
 
-    model = preimage.load_model("efficientnet_lite0")
-    lucent_model = _fresh_efficientnet()
+    model = preimage.load_model("efficientnet_lite0", device=args.device)
+    lucent_model = _fresh_efficientnet().to(args.device)
     if args.frozen_lucent:
         for p in lucent_model.parameters():
             p.requires_grad_(False)
-
+    cases = batch_cases([int(b) for b in args.batches.split(",")]) if args.batches else CASES
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "the CPU"
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size} px,"
+        f"torch {torch.__version__} on {where}, {torch.get_num_threads()} threads, {args.size} px,"
         f" {args.steps} and {3 * args.steps} steps x {args.rounds} rounds, Fourier + decorrelated,"
         f" finzi transforms, freed memory kept: {keep_freed_memory()}"
     )
-    print(
-        f"{'case':28} {'N':>3} {'preimage img-step/s':>20} {'lucent img-step/s':>18}"
-        f" {'speed-up':>9} {'spread':>11} {'bare ms':>8} {'ours ms':>8} {'overhead':>9}"
-        f" {'as loaded ms':>13}"
-        f" {'ours/loaded':>12} {'setup ms ours':>14} {'lucent':>7}"
-    )
+    print(HEADER, flush=True)
     rows = []
-    for name, layer, channels in CASES:
-        n = len(channels)
-        # warm-up: allocator, thread pools, lazy init
-        ours(model, layer, channels, args.size, 2)
-        lucent_run(lucent_model, layer, channels, args.size, 2)
-        bare(model, layer, n, args.size, 2)
-        bare(model, layer, n, args.size, 2, model.module)
-        t_ours, t_luc, t_bare, t_plain, s_ours, s_luc = [], [], [], [], [], []
-        for _ in range(args.rounds):
-            for times, setups, run, module in (
-                (t_ours, s_ours, ours, model),
-                (t_luc, s_luc, lucent_run, lucent_model),
-            ):
-                per_step, once = steady(run, module, layer, channels, args.size, steps=args.steps)
-                times.append(per_step)
-                setups.append(once)
-            t_bare.append(bare(model, layer, n, args.size, args.steps))
-            t_plain.append(bare(model, layer, n, args.size, args.steps, model.module))
-        o, luc, b, p, so, sl = (
-            statistics.median(t) for t in (t_ours, t_luc, t_bare, t_plain, s_ours, s_luc)
-        )
-        # ratios within each round, then their median: the machine's speed drifts between rounds
-        ratios = [lr / orr for lr, orr in zip(t_luc, t_ours)]
-        speed_up = statistics.median(ratios)
-        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"  # the rounds' lowest and highest
-        overhead = statistics.median(orr / br for orr, br in zip(t_ours, t_bare)) - 1
-        loaded = statistics.median(orr / pr for orr, pr in zip(t_ours, t_plain))
-        rows.append(
-            (
-                name,
-                n,
-                n / o,
-                n / luc,
-                speed_up,
-                b * 1000,
-                o * 1000,
-                overhead,
-                p * 1000,
-                loaded,
-                so * 1000,
-                sl * 1000,
-            )
-        )
-        print(
-            f"{name:28} {n:>3} {n / o:>20.1f} {n / luc:>18.1f} {speed_up:>8.2f}x {spread:>11}"
-            f" {b * 1000:>8.1f}"
-            f" {o * 1000:>8.1f} {100 * overhead:>8.1f}% {p * 1000:>13.1f} {loaded:>11.2f}x"
-            f" {so * 1000:>14.0f} {sl * 1000:>7.0f}"
-        )
+    for name, layer, channels in cases:
+        rows.append((name, measure(model, lucent_model, layer, channels, args)))
+        print(_line(*rows[-1]), flush=True)
     return rows
 
 
