@@ -18,7 +18,7 @@ import time
 import torch
 
 import preimage
-from preimage.atlas import Settings, estimate, plan, run_job
+from preimage.atlas import Settings, estimate, jobs, plan, run_job
 
 VGG19_CONVS = [
     f"conv{b}_{k}"
@@ -39,10 +39,8 @@ def main():
     table, total, rates = estimate(model, specs)
     print(f"VGG-19 Cadena atlas (diverse + invariance, every channel of {len(VGG19_CONVS)} convs)")
     for r in table:
-        print(
-            f"{r['layer']:>12} {r['units']:>4} units {r['jobs']:>4} jobs"
-            f" {r['seconds'] / 3600:8.2f} h"
-        )
+        name = r["alias"] or r["layer"]
+        print(f"{name:>8} {r['units']:>4} units {r['jobs']:>4} jobs {r['seconds'] / 3600:8.2f} h")
     print(
         f"total: {total['jobs']} jobs, {total['image_steps']:,} image-steps, "
         f"{total['seconds'] / 3600:.1f} device-hours on one {_name(args.device)}",
@@ -55,6 +53,7 @@ def main():
     # the estimate of this job, from the rate the plan measured for its layer, size and batch
     rate = next(v for k, v in rates.items() if k.startswith(f"{address}@"))
     estimated = job["batch"] * args.steps * rate
+    jobs._model(job)  # the worker's network loaded before the clock starts, as in a campaign
     start = time.perf_counter()
     result = run_job(job)
     if args.device.startswith("cuda"):
