@@ -23,6 +23,7 @@ import preimage
 from preimage import objectives as O
 from preimage.io.samples import SAMPLE_IMAGES, sample_images
 from preimage.methods import mahendran as NP
+from preimage.methods.mahendran.invert import invert
 
 
 def energy_per_pixel(result):
@@ -93,7 +94,7 @@ def main():
     astronaut = sample_images(224, ["astronaut"])
     print("2. _blocks.0, C = 300, paper's constants")
     for steps in (100, 300, 600):
-        r = NP.invert(
+        r = invert(
             model, "_blocks.0", astronaut, C=300, energy=NP.Energy(steps=steps), progress=False
         )
         print(
@@ -109,7 +110,7 @@ def main():
 
     print("3. _blocks.2, paper's constants")
     for C, steps in ((30000, 300), (30000, 1000), (300, 300), (300, 1000), (300, 3000)):
-        r = NP.invert(
+        r = invert(
             model, "_blocks.2", astronaut, C=C, energy=NP.Energy(steps=steps), progress=False
         )
         print(f"   C = {C:5d}, {steps:4d} steps: error {100 * float(r.scores[0]):.1f} %")

@@ -12,6 +12,9 @@ from preimage import objectives as O
 from preimage.cli import main
 from preimage.io.samples import sample_images
 from preimage.methods import mahendran as NP
+from preimage.methods.mahendran.caricature import caricature
+from preimage.methods.mahendran.invert import invert
+from preimage.methods.mahendran.maximize import maximize
 
 
 @pytest.mark.parametrize(
@@ -117,7 +120,7 @@ def test_paper_choice_of_C_by_depth(alexnet):
 
 def test_stem_inversion_recovers_the_image(lite0):
     images = sample_images(128, ["chelsea", "coffee"])
-    result = NP.invert(lite0, "_bn0", images, C=300, progress=False)
+    result = invert(lite0, "_bn0", images, C=300, progress=False)
     print(
         "EfficientNet-Lite0 stem (_bn0) at 128 px, C = 300: errors"
         f" {[round(float(e), 3) for e in result.scores]}"
@@ -137,10 +140,10 @@ def test_masked_inversion_sees_only_the_window_receptive_field(lite0):
     top, bottom, left, right = NP.window_box(info, 3)
     b = sample_images(64, ["coffee"])
     b[..., top:bottom, left:right] = a[..., top:bottom, left:right]
-    ra = NP.invert(
+    ra = invert(
         lite0, "_blocks.1", a, C=300, mask_window=3, progress=False, energy=NP.Energy(steps=150)
     )
-    rb = NP.invert(
+    rb = invert(
         lite0, "_blocks.1", b, C=300, mask_window=3, progress=False, energy=NP.Energy(steps=150)
     )
     assert torch.equal(ra.images, rb.images)
@@ -159,7 +162,7 @@ def test_masked_inversion_sees_only_the_window_receptive_field(lite0):
 
 def test_seeds_give_different_reconstructions(lite0):
     image = sample_images(64, ["chelsea"])
-    result = NP.invert(
+    result = invert(
         lite0, "_blocks.6", image, C=20, seeds=2, progress=False, energy=NP.Energy(steps=60)
     )
     assert result.images.shape[0] == 2 and not torch.equal(result.images[0], result.images[1])
@@ -167,7 +170,7 @@ def test_seeds_give_different_reconstructions(lite0):
 
 def test_caricature_exaggerates_from_the_image(lite0):
     image = sample_images(64, ["chelsea"])
-    result = NP.caricature(
+    result = caricature(
         lite0, "_blocks.6", image, C=10, progress=False, energy=NP.Energy(steps=60)
     )
     # the loss starts at -1 (⟨Φ(x0), max(0, Φ(x0))⟩ = ‖Φ0‖²): the first traced target term is
@@ -178,7 +181,7 @@ def test_caricature_exaggerates_from_the_image(lite0):
 
 def test_maximize_beats_natural_images(lite0):
     natural = sample_images(64)
-    result = NP.maximize(
+    result = maximize(
         lite0, "_blocks.4", [0, 1, 2], natural, progress=False, energy=NP.Energy(steps=100)
     )
     print(
@@ -358,7 +361,7 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, args, needle):
 
 def test_maximize_scores_are_activation_over_M(lite0):
     natural = sample_images(32, ["chelsea", "coffee", "grass"])
-    result = NP.maximize(
+    result = maximize(
         lite0, "_blocks.2", [3, 7], natural, size=32, progress=False, energy=NP.Energy(steps=20)
     )
     with torch.no_grad():

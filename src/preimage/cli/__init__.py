@@ -1,7 +1,9 @@
 """The `preimage` command: parse, call the library, print. Bad input: one line, exit 2.
 
 One module per subcommand that is not a method (models, layers, atlas, report, prior); every
-registered method is a subcommand built from its settings (``method``).
+registered method is a subcommand built from its settings (``method``). Only the subcommand the
+command line names has its flags built: listing the commands, as ``preimage --help`` does,
+imports no PyTorch.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import __version__
 from ..errors import PreimageError
-from .common import EXIT_USAGE
+from .common import EXIT_USAGE, plain
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,11 +22,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"preimage: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser():
-    """The `preimage` parser: a subcommand per module and per registered method."""
-    from ..methods import methods
+def _commands():
+    """[(name, help, build)]: build(sub) adds the subcommand with its flags."""
+    from ..methods.registry import get_method, summaries
     from . import atlas, layers, method, models, prior, report
 
+    out = [(models.__name__, models.HELP, models.add), (layers.__name__, layers.HELP, layers.add)]
+    for name, help_text in summaries():
+        out.append((name, help_text, lambda sub, name=name: method.add(sub, get_method(name))))
+    for module in (atlas, report, prior):
+        out.append((module.__name__, module.HELP, module.add))
+    return [(name.rpartition(".")[2], h, build) for name, h, build in out]
+
+
+def build_parser(argv=None):
+    """The parser: every subcommand listed, the flags of the one ``argv`` names built (every
+    subcommand's when ``argv`` is None)."""
     parser = _Parser(
         prog="preimage",
         description=(
@@ -31,27 +45,29 @@ def build_parser():
             " invariant to."
         ),
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    models.add(sub)
-    layers.add(sub)
-    for m in methods():
-        method.add(sub, m)
-    atlas.add(sub)
-    report.add(sub)
-    prior.add(sub)
+    parser.add_argument("--version", action="version", version=f"preimage {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
+    for name, help_text, build in _commands():
+        if chosen is None or name == chosen:
+            build(sub)
+        else:
+            sub.add_parser(name, help=help_text)  # listed; its flags are built when named
     return parser
 
 
 def main(argv=None):
-    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status: 0, 2 for
-    bad input (one line on stderr), 130 when interrupted.
-    """
-    parser = build_parser()
+    """Run the command line; returns the exit status (0, 2 for bad input, 130 interrupted)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
+    if args.command is None:  # `preimage` alone: what there is to do
+        parser.print_help()
+        return 0
     try:
         args.run(args)
     except PreimageError as e:
-        print(f"preimage: error: {e}", file=sys.stderr)
+        print(f"preimage: error: {plain(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `preimage layers | head`
         sys.stderr.close()

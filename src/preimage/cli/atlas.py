@@ -9,6 +9,11 @@ from ..errors import PreimageError
 from .args import add_settings, settings_from
 from .common import check_device, model_args
 
+HELP = (
+    "a resumable campaign: many units x layers x methods as jobs, here or on Ray, in an SQLite"
+    " catalog"
+)
+
 
 def add(sub):
     """The `preimage atlas` subcommand: the model flags, --layers, --units, --methods, the
@@ -17,13 +22,7 @@ def add(sub):
     """
     from ..atlas import Settings, atlas_methods
 
-    p = sub.add_parser(
-        "atlas",
-        help=(
-            "a resumable campaign: many units x layers x methods as jobs, here or on Ray, in an"
-            " SQLite catalog"
-        ),
-    )
+    p = sub.add_parser("atlas", help=HELP, description=HELP)
     model_args(p)
     p.add_argument("--layers", required=True, help="layer names separated by commas")
     p.add_argument(

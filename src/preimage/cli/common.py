@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from ..errors import PreimageError
 
 EXIT_USAGE = 2
+_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def plain(text):
+    """A message as one line of plain text: terminal escape codes and control characters out,
+    line breaks folded into spaces."""
+    return " ".join(_ESCAPES.sub("", str(text)).split())
 
 
 def model_args(p, many=False):

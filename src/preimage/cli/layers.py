@@ -6,10 +6,12 @@ import json
 
 from .common import load, model_args
 
+HELP = "every addressable layer with its shape and receptive field"
+
 
 def add(sub):
     """The `preimage layers` subcommand: the model flags, --size and --json."""
-    p = sub.add_parser("layers", help="every addressable layer with its shape and receptive field")
+    p = sub.add_parser("layers", help=HELP, description=HELP)
     model_args(p)
     p.add_argument(
         "--size", type=int, default=None, help="input size in pixels (default: the model's)"
@@ -22,6 +24,9 @@ def add(sub):
 
 def run(args):
     """Print the model's layers: a table of name, alias, shape and receptive field, or JSON."""
+    # shapes and receptive fields are the architecture's: no weights need loading (or downloading)
+    if args.weights is None:
+        args.weights = "random"
     table = load(args).layers(args.size)
     if args.json:
         print(json.dumps([info.as_dict() for info in table], indent=1))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+HELP = "list the model names"
+
 
 def add(sub):
     """The `preimage models` subcommand."""
-    p = sub.add_parser("models", help="list the model names")
+    p = sub.add_parser("models", help=HELP, description=HELP)
     p.set_defaults(run=run)
 
 

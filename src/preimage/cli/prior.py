@@ -8,18 +8,17 @@ import sys
 from ..priors.settings import EvaluateSettings, TrainSettings
 from .args import add_settings, settings_from
 
+HELP = (
+    "a PixelCNN++ natural-image prior: train it on patches, or evaluate it against Gaussian"
+    " baselines"
+)
+
 
 def add(sub):
     """The `preimage prior` subcommand: the action, the train and evaluate settings, --device,
     --quiet and --out.
     """
-    p = sub.add_parser(
-        "prior",
-        help=(
-            "a PixelCNN++ natural-image prior: train it on patches, or evaluate it against Gaussian"
-            " baselines"
-        ),
-    )
+    p = sub.add_parser("prior", help=HELP, description=HELP)
     p.add_argument("action", choices=("train", "evaluate"))
     add_settings(p, TrainSettings)
     add_settings(p, EvaluateSettings, skip=("images", "seed"))

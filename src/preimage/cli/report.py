@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+HELP = "a static HTML report of an atlas folder: DIR/index.html"
+
 
 def add(sub):
     """The `preimage report` subcommand: the atlas folder."""
-    p = sub.add_parser("report", help="a static HTML report of an atlas folder: DIR/index.html")
+    p = sub.add_parser("report", help=HELP, description=HELP)
     p.add_argument("dir", help="the atlas folder (--out of preimage atlas)")
     p.set_defaults(run=run)
 

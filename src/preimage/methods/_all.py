@@ -1,6 +1,14 @@
-"""Every method module, imported so that it registers itself: a new method is one line here."""
+"""Every built-in method: its name and its module (under ``preimage.methods``), imported on first
+use, where it registers itself. A new method is one line here."""
 
-from . import visualize  # noqa: F401
-from .cadena import diverse, invariance  # noqa: F401
-from .finzi import reliability, study  # noqa: F401
-from .mahendran import caricature, invert, maximize, table  # noqa: F401
+BUILTIN = {
+    "visualize": "visualize",
+    "diverse": "cadena.diverse",
+    "invariance": "cadena.invariance",
+    "reliability": "finzi.reliability",
+    "study": "finzi.study",
+    "invert": "mahendran.invert",
+    "caricature": "mahendran.caricature",
+    "maximize": "mahendran.maximize",
+    "invert-table": "mahendran.table",
+}

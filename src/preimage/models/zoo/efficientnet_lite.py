@@ -6,7 +6,6 @@ import contextlib
 import io
 
 from ..base import VisionModel
-from ..registry import register
 from ..weights import load_into, seeded
 from .torchvision import imagenet_classes
 
@@ -15,8 +14,7 @@ LITE_MEAN = (127 / 255,) * 3
 LITE_STD = (128 / 255,) * 3
 
 
-@register("efficientnet_lite0")
-def _load_efficientnet_lite0(weights=None, seed=0):
+def load_lite0(weights=None, seed=0):
     from efficientnet_lite_pytorch import EfficientNet
 
     with contextlib.redirect_stdout(io.StringIO()):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from ...errors import PreimageError
 from ..base import VisionModel
-from ..registry import register
 from .dsift import DSIFT
 from .hog import HOG
 from .vlfeat import IMAGENET_MEAN_255
@@ -60,20 +59,17 @@ def _wrap(module, name):
     )
 
 
-@register("hog")
-def _load_hog(weights=None, seed=0, cell_size=8, num_orientations=9):
+def load_hog(weights=None, seed=0, cell_size=8, num_orientations=9):
     _check_weights("hog", weights)
     return _wrap(HOG(cell_size, num_orientations, bilinear=False), "hog")
 
 
-@register("hogb")
-def _load_hogb(weights=None, seed=0, cell_size=8, num_orientations=9):
+def load_hogb(weights=None, seed=0, cell_size=8, num_orientations=9):
     _check_weights("hogb", weights)
     return _wrap(HOG(cell_size, num_orientations, bilinear=True), "hogb")
 
 
-@register("dsift")
-def _load_dsift(
+def load_dsift(
     weights=None, seed=0, bin_size=8, step=None, fast=True, geometry=(4, 4, 8), window_size=2.0
 ):
     _check_weights("dsift", weights)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from ...errors import PreimageError
 from ..aliases import aliases_for, inversion_C_by_depth
 from ..base import VisionModel
-from ..registry import register_family
 from ..weights import load_into, seeded
 
 
 def torchvision_names():
-    """torchvision's classification models."""
+    """torchvision's classification models (its own list: imports torchvision)."""
     import torchvision
 
     return torchvision.models.list_models(module=torchvision.models)
@@ -67,6 +66,3 @@ def load_torchvision(name, weights, seed):
         classes=imagenet_classes(),
         weights=source,
     )
-
-
-register_family(torchvision_names, load_torchvision)

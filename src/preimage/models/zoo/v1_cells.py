@@ -46,7 +46,6 @@ import torch
 from torch import nn
 
 from ..base import VisionModel
-from ..registry import register
 
 SIZE = 32
 WAVELENGTH = 8.0
@@ -223,13 +222,11 @@ def corner_filters():
     ]
 
 
-@register("simple_cell")
-def _simple(weights=None, seed=0):
+def load_simple(weights=None, seed=0):
     return _wrap(Cell(Subunits([0.0]), Rectified([1.0], leak=0.01)), "simple_cell", weights)
 
 
-@register("energy_complex_cell")
-def _energy(weights=None, seed=0):
+def load_energy(weights=None, seed=0):
     return _wrap(
         Cell(Subunits([0.0, math.pi / 2]), Energy()),
         "energy_complex_cell",
@@ -239,8 +236,7 @@ def _energy(weights=None, seed=0):
     )
 
 
-@register("corner_cell")
-def _corner(weights=None, seed=0):
+def load_corner(weights=None, seed=0):
     return _wrap(
         Cell(Subunits(filters=corner_filters()), Corner()),
         "corner_cell",
@@ -249,8 +245,7 @@ def _corner(weights=None, seed=0):
     )
 
 
-@register("hw_complex_cell")
-def _hubel_wiesel(weights=None, seed=0):
+def load_hubel_wiesel(weights=None, seed=0):
     phases, w = hw_phases_and_weights()
     return _wrap(
         Cell(Subunits(phases), Rectified(w, power=2)),
