@@ -145,7 +145,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, bad_weights, args, n
     out = tmp_path / "out"
     out.mkdir()
     (out / "metrics.json").write_text("earlier run")
-    base = ["visualize", "--size", "32", "--steps", "2", "--quiet", "--out", str(out)]
+    # --overwrite: the run may replace the earlier one, and does not, since it fails
+    base = [
+        "visualize",
+        "--size",
+        "32",
+        "--steps",
+        "2",
+        "--quiet",
+        "--overwrite",
+        "--out",
+        str(out),
+    ]
     if "--target" not in args:
         base += ["--target", "_blocks.0:0"]
     code, stdout, err = run(base + args, capsys)

@@ -170,9 +170,7 @@ def test_seeds_give_different_reconstructions(lite0):
 
 def test_caricature_exaggerates_from_the_image(lite0):
     image = sample_images(64, ["chelsea"])
-    result = caricature(
-        lite0, "_blocks.6", image, C=10, progress=False, energy=NP.Energy(steps=60)
-    )
+    result = caricature(lite0, "_blocks.6", image, C=10, progress=False, energy=NP.Energy(steps=60))
     # the loss starts at -1 (⟨Φ(x0), max(0, Φ(x0))⟩ = ‖Φ0‖²): the first traced target term is
     # C * 1 minus penalties
     assert float(result.scores[0]) > 1.2

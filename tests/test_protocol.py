@@ -63,7 +63,9 @@ def test_settings_check_themselves_before_any_work():
     from preimage.methods.cadena.diverse import DiverseSettings
     from preimage.methods.visualize import VisualizeSettings
 
-    with pytest.raises(preimage.PreimageError, match=r"bad --steps 0; it must be at least 1"):
+    with pytest.raises(
+        preimage.PreimageError, match=r"bad --steps 0; it must be from 1 to 1000000"
+    ):
         VisualizeSettings(targets=["_blocks.0:0"], steps=0)
     with pytest.raises(preimage.PreimageError, match=r"bad --lr nan; it must be a finite number"):
         VisualizeSettings(targets=["_blocks.0:0"], lr=float("nan"))

@@ -91,6 +91,18 @@ def at_least(low):
     return check
 
 
+def between(low, high, unit=""):
+    """Values from low to high (and finite); a size or a count with a sane upper bound, so that a
+    typo cannot ask for gigabytes."""
+
+    def check(flag, value):
+        _number(flag, value)
+        if not low <= value <= high:
+            raise PreimageError(f"bad {flag} {value}; it must be from {low} to {high}{unit}")
+
+    return check
+
+
 def positive(flag, value):
     """Values > 0 (and finite)."""
     _number(flag, value)
@@ -112,13 +124,19 @@ def seed_check(flag, value):
 def numbers(text, flag="list"):
     """'0,0.5,1' -> [0.0, 0.5, 1.0], for flags that take a comma list; a list passes through."""
     if isinstance(text, (list, tuple)):
-        return [float(v) for v in text]
+        text = ",".join(str(v) for v in text)
     try:
         values = [float(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
         values = []
-    if not values:
+    if not values or not all(math.isfinite(v) for v in values):
         raise PreimageError(
-            f"bad {flag} {text!r}; expected numbers separated by commas, such as 1,20,100,300"
+            f"bad {flag} {text!r}; expected finite numbers separated by commas, such as"
+            " 1,20,100,300"
         )
     return values
+
+
+MAX_IMAGE_SIZE = 4096  # pixels a side: larger is a typo, and would allocate gigabytes
+IMAGE_SIZE = between(1, MAX_IMAGE_SIZE, " pixels")
+STEPS = between(1, 1_000_000)

@@ -10,6 +10,7 @@ are reset to 'pending' when the campaign is opened again.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 
@@ -59,6 +60,9 @@ class Catalog:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
+        if "planned" not in columns:  # a catalog from before the column: added, empty
+            self.db.execute("ALTER TABLE jobs ADD COLUMN planned REAL")
 
     def close(self):
         self.db.close()
@@ -75,8 +79,10 @@ class Catalog:
 
     def add_jobs(self, specs):
         """Insert the jobs not yet known; known ones (same id, so same configuration) keep their
-        state.
+        state. Every job this run plans is stamped with its time (``planned``): the report prefers
+        the jobs the latest command asked for.
         """
+        now = time.time()
         with self._tx():
             for spec in specs:
                 self.db.execute(
@@ -91,6 +97,7 @@ class Catalog:
                         spec.get("image_steps"),
                     ),
                 )
+                self.db.execute("UPDATE jobs SET planned = ? WHERE id = ?", (now, spec["id"]))
 
     def network(self):
         """(model, weights, weights_seed) of the campaign's jobs, or None for an empty catalog."""
@@ -106,6 +113,20 @@ class Catalog:
             return self.db.execute(
                 "UPDATE jobs SET status = 'pending', worker = NULL WHERE status = 'running'"
             ).rowcount
+
+    def reset_missing(self, folder):
+        """Done jobs with an artifact missing from ``folder`` go back to 'pending'; how many."""
+        missing = []
+        for job_id, artifacts in self.db.execute(
+            "SELECT id, artifacts FROM jobs WHERE status = 'done'"
+        ).fetchall():
+            paths = json.loads(artifacts or "[]")
+            if not paths or not all(os.path.isfile(os.path.join(folder, p)) for p in paths):
+                missing.append(job_id)
+        with self._tx():
+            for job_id in missing:
+                self.db.execute("UPDATE jobs SET status = 'pending' WHERE id = ?", (job_id,))
+        return len(missing)
 
     def status(self, ids):
         rows = {}
@@ -178,7 +199,7 @@ class Catalog:
         rows = self.db.execute(
             "SELECT u.layer, u.unit, u.method, u.metrics, u.artifacts, u.job_id FROM unit_results u"
             " JOIN jobs j ON j.id = u.job_id WHERE j.status = 'done'"
-            " ORDER BY j.finished, j.rowid, u.unit"
+            " ORDER BY j.planned, j.finished, j.rowid, u.unit"
         ).fetchall()
         return [
             {

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from ..errors import PreimageError
 from ..methods import get_method, methods
+from ..settings import IMAGE_SIZE, STEPS, at_least, between, numbers, seed_check, setting
 from ..settings import Settings as _Settings
-from ..settings import at_least, numbers, seed_check, setting
 
 
 @dataclass
@@ -32,22 +32,22 @@ class Settings(_Settings):
         None,
         "optimization steps of every method (default: each method's own, 256 or the paper's 1000)",
         type=int,
-        check=at_least(1),
+        check=STEPS,
     )
     seed: int = setting(0, "seed of every job's optimization", check=seed_check)
     size: int = setting(
         None,
         "image size of visualize and reliability (default: the model's input size)",
         type=int,
-        check=at_least(1),
+        check=IMAGE_SIZE,
     )
-    n: int = setting(6, "diverse/invariance: images per unit", check=at_least(2))
+    n: int = setting(6, "diverse/invariance: images per unit", check=between(2, 256))
     lambdas: list = setting(
         [],
         "diverse/invariance: the λ sweep, starting at 0 (default: the paper's 0,0.02,...,20.48)",
         parse=numbers,
     )
-    repeats: int = setting(8, "reliability: repeats per unit", check=at_least(2))
+    repeats: int = setting(8, "reliability: repeats per unit", check=between(2, 1000))
     chunk: int = setting(8, "units per job", check=at_least(1))
 
 

@@ -95,11 +95,15 @@ def _fmt(v, digits=3):
 
 
 def collect(catalog):
-    """{layer: {unit: {method: (metrics, artifacts)}}}, the newest done job winning per (unit,
-    method)."""
+    """{layer: {unit: {method: (metrics, artifacts, job id)}}}: per (unit, method), the done job
+    the latest command planned wins, and among those the newest finished."""
     out = defaultdict(lambda: defaultdict(dict))
-    for row in catalog.unit_results():  # oldest finished first: the newest is written last
-        out[row["layer"]][row["unit"]][row["method"]] = (row["metrics"], row["artifacts"])
+    for row in catalog.unit_results():  # in the order of precedence: the last one wins
+        out[row["layer"]][row["unit"]][row["method"]] = (
+            row["metrics"],
+            row["artifacts"],
+            row["job_id"],
+        )
     return out
 
 
@@ -121,6 +125,7 @@ def write_report(folder):
         catalog.close()
     model = jobs[0]["spec"]["model"] if jobs else "?"
     weights = jobs[0]["spec"]["weights"] if jobs else None
+    specs = {j["id"]: j["spec"] for j in jobs}
     sections = []
     pages = 0
     for layer in sorted(layers, key=lambda name: _layer_order(jobs, name)):
@@ -129,7 +134,7 @@ def write_report(folder):
         for unit, methods in units.items():
             atomic_write(
                 os.path.join(folder, unit_page_name(layer, unit)),
-                _unit_page(model, layer, unit, methods).encode(),
+                _unit_page(model, layer, unit, methods, specs).encode(),
             )
             pages += 1
     failed = [j for j in jobs if j["status"] == "failed"]
@@ -239,7 +244,21 @@ def _section(name, section, artifacts):
     return "".join(parts)
 
 
-def _unit_page(model, layer, unit, found):
+def made_by(spec, job_id):
+    """Which settings made a unit's pictures: the job and its steps, size, λ, repeats, seed."""
+    if spec is None:
+        return f"made by job {job_id}"
+    s = spec.get("settings", {})
+    parts = [f"steps {s['steps']}" if "steps" in s else None, f"{spec.get('pixels')} px"]
+    if s.get("lambdas"):
+        parts.append("λ " + ",".join(f"{v:g}" for v in s["lambdas"]))
+    for key in ("n", "repeats", "seed"):
+        if key in s:
+            parts.append(f"{key} {s[key]}")
+    return f"made by job {job_id}: " + ", ".join(p for p in parts if p)
+
+
+def _unit_page(model, layer, unit, found, specs):
     name = f"{layer}:{unit}"
     parts = [
         f'<p><a href="../index.html#{_e(safe_name(layer))}">← {_e(model)} atlas</a></p><h1>'
@@ -248,7 +267,8 @@ def _unit_page(model, layer, unit, found):
     ]
     for m in _reported():
         if m.name in found:
-            metrics, artifacts = found[m.name]
+            metrics, artifacts, job_id = found[m.name]
             parts += [_section(name, sec, artifacts) for sec in m.report.sections(metrics)]
+            parts.append(f'<p class="muted">{_e(made_by(specs.get(job_id), job_id))}</p>')
     parts.append("</div>")
     return _page(f"{name} · {model}", "\n".join(parts), depth=1)

@@ -31,8 +31,11 @@ class Campaign:
 
     def __init__(self, out):
         self.out = os.path.abspath(out)
-        os.makedirs(os.path.join(self.out, JOBS), exist_ok=True)
-        self._lock = open(os.path.join(self.out, ".lock"), "w")
+        try:
+            os.makedirs(os.path.join(self.out, JOBS), exist_ok=True)
+            self._lock = open(os.path.join(self.out, ".lock"), "w")
+        except OSError as e:
+            raise PreimageError(f"bad --out {out!r}: cannot write there ({e.strerror})") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -43,9 +46,32 @@ class Campaign:
             ) from None
         self.catalog = Catalog(os.path.join(self.out, CATALOG))
         self.interrupted = self.catalog.reset_interrupted()
+        # a done job whose folder was deleted or emptied by hand is done again
+        self.missing = self.catalog.reset_missing(self.out)
         for name in os.listdir(os.path.join(self.out, JOBS)):
             if name.startswith(".partial-"):  # a job killed while its files were being written
                 shutil.rmtree(os.path.join(self.out, JOBS, name), ignore_errors=True)
+
+    @staticmethod
+    def check(out):
+        """Refuse, before any work, a folder another driver holds or one that cannot be written."""
+        out = os.path.abspath(out)
+        lock = os.path.join(out, ".lock")
+        if os.path.isfile(lock):
+            with open(lock) as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(f, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    raise PreimageError(
+                        f"bad --out {out!r}: another atlas is running on it; wait for it or use"
+                        " another folder"
+                    ) from None
+        existing = out
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+            raise PreimageError(f"bad --out {out!r}: {existing!r} is not a folder it can write in")
 
     def close(self):
         self.catalog.close()
@@ -167,6 +193,7 @@ def run_campaign(campaign, specs, executor, progress=True, argv=None, config=Non
         "ran": len(todo),
         "failed": failed,
         "interrupted_reset": campaign.interrupted,
+        "missing_redone": campaign.missing,
         "wall_seconds": time.perf_counter() - t0,
         "counts": catalog.counts(),
     }

@@ -75,4 +75,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("preimage: interrupted; nothing was saved for the unfinished run", file=sys.stderr)
         return 130
+    except OSError as e:  # a disk that fills up, a folder that vanishes: not bad input
+        where = f" {e.filename!r}" if e.filename else ""
+        print(
+            f"preimage: error: could not write{where}: {e.strerror or e}; an earlier run in"
+            " --out is as it was",
+            file=sys.stderr,
+        )
+        return 1
     return 0

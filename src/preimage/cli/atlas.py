@@ -151,6 +151,7 @@ def _run(args, layers, methods, settings):
 
     if args.executor == "local":
         check_device(args.device)
+    Campaign.check(args.out)  # a second driver, or a folder it cannot write, before the model loads
     # the driver only plans (layer shapes, classes); workers load the network on --device, so a
     # CPU-only driver can run a campaign on a GPU cluster
     model = load_model(args.model, weights=args.weights, seed=args.weights_seed, device="cpu")
@@ -187,6 +188,7 @@ def _run(args, layers, methods, settings):
                     config=config,
                 )
             except KeyboardInterrupt:
+                campaign.catalog.reset_interrupted()  # the job it stopped is pending again
                 done = campaign.catalog.counts().get("done", 0)
                 print(
                     f"preimage: interrupted with {done} of {len(specs)} jobs done; run the same"
@@ -196,11 +198,12 @@ def _run(args, layers, methods, settings):
                 raise SystemExit(130) from None
     finally:
         executor.close()
-    redone = summary["interrupted_reset"]
+    redone, missing = summary["interrupted_reset"], summary["missing_redone"]
     print(
         f"{summary['jobs']} jobs: {summary['done_before']} were done, ran {summary['ran']} in"
         f" {summary['wall_seconds']:.0f} s"
         + (f", {redone} interrupted earlier and redone" if redone else "")
+        + (f", {missing} whose files were missing redone" if missing else "")
         + f"; failed {len(summary['failed'])}"
     )
     print(f"catalog: {os.path.join(args.out, CATALOG)}; browse with `preimage report {args.out}`")

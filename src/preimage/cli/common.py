@@ -42,11 +42,22 @@ def model_args(p, many=False):
 
 
 def check_device(device):
-    """Refuse a CUDA device on a machine without one."""
+    """Refuse a device that is not one (cpu, cuda, cuda:N), or a CUDA device on a machine
+    without one."""
     import torch
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise PreimageError(f"bad --device {device!r}; valid: cpu, cuda, cuda:N") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise PreimageError(f"bad --device {device!r}; valid: cpu, cuda, cuda:N")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
         raise PreimageError(f"device {device!r} is not available on this machine; valid: cpu")
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise PreimageError(
+            f"bad --device {device!r}: this machine has {torch.cuda.device_count()} CUDA devices"
+        )
 
 
 def load(args):

@@ -119,6 +119,11 @@ def _channels(text, count, spec, layer, model):
     for part in text.split(","):
         if not part:
             raise _bad(spec, "empty channel")
+        if part.startswith("-"):
+            raise PreimageError(
+                f"channel {part} out of range for layer {layer} of {model.name}: channels are"
+                f" 0..{count - 1}"
+            )
         a, dash, b = part.partition("-")
         lo = _int(a, spec, "channel")
         hi = _int(b, spec, "channel") if dash else lo
@@ -157,11 +162,14 @@ def _class_element(model, spec, size):
 
 def _load_direction(path, channels, spec):
     try:
-        vec = np.load(path).astype(np.float32).ravel()
-    except (OSError, ValueError) as e:
+        vec = np.load(path, allow_pickle=False).astype(np.float32).ravel()
+    except (OSError, ValueError, TypeError) as e:
         raise PreimageError(
-            f"direction file {path!r} in target {spec!r} is not a readable .npy array ({e})"
+            f"direction file {path!r} in target {spec!r} is not a readable .npy array of numbers"
+            f" ({type(e).__name__})"
         ) from None
+    if not np.isfinite(vec).all():
+        raise PreimageError(f"direction file {path!r} holds NaN or infinite values")
     if vec.size != channels:
         raise PreimageError(
             f"direction file {path!r} has {vec.size} components; the layer has {channels} channels"

@@ -19,6 +19,8 @@ Steps (Lucid's, which Finzi uses as preprocessing):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -156,6 +158,18 @@ class Pipeline:
             total = total @ np.diag([canvas[1] / out[1], canvas[0] / out[0], 1.0])
         return total, out
 
+    def check(self, hw, spec=None):
+        """Raise PreimageError unless every step leaves a canvas of at least one pixel for images
+        of size hw (a jitter that crops more than the image is a typo)."""
+        canvas = tuple(hw)
+        for step in self.steps:
+            _, canvas = step.step(1, canvas, torch.Generator().manual_seed(0))
+            if min(canvas) < 1:
+                raise PreimageError(
+                    f"bad --transforms {spec or step.describe()!r}: {step.describe()} leaves no"
+                    f" image of a {hw[0]}x{hw[1]} px one; crop less than the image"
+                )
+
     def canvas(self, hw):
         """The output size for an input of size hw."""
         if self.output_size == "input":
@@ -210,13 +224,41 @@ class Pipeline:
         return warp(images, coef, out, scale, shift, channels_last) + fill
 
 
+MAX_VALUES = 1000  # angles or factors one step draws from
+
+
 def _numbers(text):
-    return [float(t) for t in text.split(",") if t]
+    values = [float(t) for t in text.split(",") if t]
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ValueError
+    return values
 
 
 def _range(lo, hi, step):
+    if not all(math.isfinite(v) for v in (lo, hi, step)) or step <= 0 or hi < lo:
+        raise ValueError
     count = int(round((hi - lo) / step)) + 1
+    if count > MAX_VALUES:
+        raise ValueError
     return [round(lo + i * step, 10) for i in range(count)]
+
+
+def _step(kind, arg):
+    """One step of a spec: ValueError for anything but a valid one."""
+    if kind in ("pad", "jitter"):
+        amount = int(arg)
+        if amount < 0:
+            raise ValueError
+        return Pad(amount) if kind == "pad" else Jitter(amount)
+    if kind in ("scale", "rotate"):
+        if arg.count(":") == 2:
+            values = _range(*map(float, arg.split(":")))
+        else:
+            values = _numbers(arg.replace("/", ","))
+        if kind == "scale" and (min(values) <= 0 or len(values) > MAX_VALUES):
+            raise ValueError
+        return Scale(values) if kind == "scale" else Rotate(values)
+    raise ValueError
 
 
 FINZI = [Pad(12), Jitter(8), Scale(_range(0.90, 1.10, 0.02)), Rotate(_range(-10, 10, 1)), Jitter(4)]
@@ -240,28 +282,14 @@ def parse_transforms(spec):
     if spec in PRESETS:
         return Pipeline(PRESETS[spec])
     steps = []
-    for part in spec.split(","):
+    for part in str(spec).split(","):
         kind, _, arg = part.strip().partition(":")
         try:
-            if kind == "pad":
-                steps.append(Pad(int(arg)))
-            elif kind == "jitter":
-                steps.append(Jitter(int(arg)))
-            elif kind in ("scale", "rotate"):
-                values = (
-                    _range(*map(float, arg.split(":")))
-                    if arg.count(":") == 2
-                    else _numbers(arg.replace("/", ","))
-                )
-                if not values:
-                    raise ValueError
-                steps.append(Scale(values) if kind == "scale" else Rotate(values))
-            else:
-                raise ValueError
-        except (ValueError, TypeError):
+            steps.append(_step(kind, arg))
+        except (ValueError, TypeError, OverflowError):
             raise PreimageError(
                 f"bad transform {part!r} in {spec!r}; valid: a preset ({', '.join(PRESETS)}) or a"
-                " comma list of pad:P, jitter:D, scale:LO:HI:STEP, rotate:LO:HI:STEP (or"
-                " scale:1/1.1, rotate:-5/0/5)"
+                " comma list of pad:P, jitter:D (P, D >= 0), scale:LO:HI:STEP, rotate:LO:HI:STEP"
+                " (STEP > 0, factors > 0; or scale:1/1.1, rotate:-5/0/5)"
             ) from None
     return Pipeline(steps)

@@ -93,13 +93,54 @@ def load_image_arg(spec, size):
     return load_image(spec, size)
 
 
+MAX_PIXELS = 100_000_000  # larger images are refused, as decompression bombs may be
+
+
+def _as_rgb(im, path):
+    """A Pillow image -> H x W x 3 uint8: 16-bit and float images scaled by their depth, an alpha
+    channel accepted only where the image is opaque."""
+    if "A" in im.getbands() or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        if np.asarray(rgba)[..., 3].min() < 255:
+            raise PreimageError(
+                f"image {path!r} has transparent pixels; flatten it onto a background first"
+            )
+        return np.asarray(rgba.convert("RGB"))
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        depth = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        grey = (np.clip(a / depth, 0, 1) * 255 + 0.5).astype(np.uint8)
+        return np.stack([grey] * 3, axis=-1)
+    return np.asarray(im.convert("RGB"))
+
+
+def read_rgb(path):
+    """An image file as H x W x 3 uint8, with one clear error for anything unreadable."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise PreimageError(
+                        f"image {path!r} is {im.width}x{im.height} pixels; images of more than"
+                        f" {MAX_PIXELS:,} pixels are refused (a decompression bomb?)"
+                    )
+                return _as_rgb(im, path)
+    except PreimageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PreimageError(
+            f"image {path!r} is too large to open (a decompression bomb?)"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise PreimageError(f"cannot read image {path!r}: {e}") from None
+
+
 def load_image(path, size=None):
     """An image file -> 1 x 3 x H x W in [0, 1], centre-cropped to size x size if given."""
-    try:
-        with Image.open(path) as im:
-            array = np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise PreimageError(f"cannot read image {path!r}: {e}") from None
+    array = read_rgb(path)
     if size:
         array = centre_crop(array, int(size))
     return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 255.0

@@ -15,7 +15,7 @@ from ..engine.transforms import parse_transforms
 from ..errors import PreimageError
 from ..io.files import safe_name, save_npz
 from ..io.images import save_grid, save_png
-from ..settings import Settings, at_least, positive, seed_check, setting
+from ..settings import IMAGE_SIZE, STEPS, Settings, at_least, positive, seed_check, setting
 
 
 def _transforms(flag, value):
@@ -26,9 +26,9 @@ def _transforms(flag, value):
 class RenderSettings(Settings):
     """Finzi's method with Lucid's defaults, as visualize, reliability and study take it."""
 
-    steps: int = setting(256, "maximum optimization steps", check=at_least(1))
+    steps: int = setting(256, "maximum optimization steps", check=STEPS)
     size: int = setting(
-        None, "image size in pixels (default: the model's input size)", type=int, check=at_least(1)
+        None, "image size in pixels (default: the model's input size)", type=int, check=IMAGE_SIZE
     )
     seed: int = setting(0, "seed of the initial noise and the random transforms", check=seed_check)
     param: str = setting(
@@ -76,6 +76,8 @@ def finzi_render(model, objective, settings, n, size, desc, labels=None, progres
     """One batch of ``n`` images of side ``size`` optimized with the render settings."""
     from ..engine.render import render
 
+    transforms = parse_transforms(settings.transforms)
+    transforms.check((size, size), settings.transforms)  # before the first step
     generator = torch.Generator().manual_seed(int(settings.seed))
     param = ImageParam(
         n,
@@ -89,7 +91,7 @@ def finzi_render(model, objective, settings, n, size, desc, labels=None, progres
         model,
         objective,
         param,
-        transforms=parse_transforms(settings.transforms),
+        transforms=transforms,
         optimizer=Optimizer(settings.optimizer, settings.lr),
         steps=settings.steps,
         stop=convergence(settings.patience),

@@ -22,6 +22,36 @@ def seeded(build, seed):
         return build()
 
 
+def why_unreadable(error):
+    """Why torch.load refused a file, in our own words: never the advice, which torch gives, to
+    load it unsafely."""
+    text = str(error)
+    if "Weights only load failed" in text or "weights_only" in text:
+        return (
+            "it holds pickled Python objects (a whole model saved with torch.save(model)?), which"
+            " are never loaded, for safety; save the model's state_dict() instead"
+        )
+    if "zip" in text.lower() or "magic number" in text.lower() or "pickle" in text.lower():
+        return "it is not a file written by torch.save"
+    return f"it could not be read ({type(error).__name__})"
+
+
+def safe_load(path):
+    """torch.load with weights_only=True; PreimageError('... ' + why) for a file it refuses."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and weights_only errors all mean "not a file we read"
+        raise PreimageError(f"{path!r}: {why_unreadable(e)}") from None
+
+
+def non_finite(state):
+    """The first key whose tensor holds NaN or infinity, or None."""
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return key
+    return None
+
+
 def read_state_dict(path):
     """A state dict from a file, loaded with weights_only=True.
 
@@ -34,12 +64,9 @@ def read_state_dict(path):
         )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        Exception
-    ) as e:  # pickle, zip and weights_only errors all mean "not a state dict we can read"
+    except Exception as e:  # pickle, zip and weights_only errors all mean "not a state dict"
         raise PreimageError(
-            f"weights file {path!r} is not a readable PyTorch state dict ({type(e).__name__}:"
-            f" {str(e).splitlines()[0][:160]})"
+            f"weights file {path!r} is not a readable PyTorch state dict: {why_unreadable(e)}"
         ) from None
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
@@ -50,6 +77,9 @@ def read_state_dict(path):
         )
     if obj and all(k.startswith("module.") for k in obj):
         obj = {k[len("module.") :]: v for k, v in obj.items()}
+    bad = non_finite(obj)
+    if bad is not None:
+        raise PreimageError(f"weights file {path!r} holds NaN or infinite values in {bad!r}")
     return obj
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import Settings, at_least, positive, seed_check, setting
+from ..settings import Settings, at_least, between, positive, seed_check, setting
 
 
 @dataclass
@@ -14,11 +14,11 @@ class TrainSettings(Settings):
     images: str = setting(
         "samples", "a folder of images, or 'samples' (scikit-image's photographs)"
     )
-    patch: int = setting(32, "train: patch size in pixels", check=at_least(4))
+    patch: int = setting(32, "train: patch size in pixels", check=between(4, 1024))
     steps: int = setting(
         2000, "train: total steps, counting those of a resumed checkpoint", check=at_least(1)
     )
-    batch: int = setting(32, "train: patches per step", check=at_least(1))
+    batch: int = setting(32, "train: patches per step", check=between(1, 4096))
     lr: float = setting(1e-3, "train: Adam's learning rate", check=positive)
     filters: int = setting(32, "train: channels of the network", check=at_least(1))
     resnets: int = setting(2, "train: gated ResNet blocks per scale", check=at_least(1))

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..errors import PreimageError
 from ..io.files import atomic_write
-from ..io.images import IMAGE_SUFFIXES
+from ..io.images import IMAGE_SUFFIXES, read_rgb
 from ..io.samples import sample_arrays
 from .pixelcnn import PixelCNNPP, PixelCNNPrior
 
@@ -43,7 +43,6 @@ def natural_arrays(source="samples"):
         raise PreimageError(
             f"bad --images {source!r}: not a folder; give a folder of images or 'samples'"
         )
-    from PIL import Image
 
     files = sorted(f for f in os.listdir(source) if f.lower().endswith(IMAGE_SUFFIXES))
     if not files:
@@ -52,11 +51,7 @@ def natural_arrays(source="samples"):
         )
     out = []
     for f in files:
-        try:
-            with Image.open(os.path.join(source, f)) as im:
-                out.append((f, np.asarray(im.convert("RGB"))))
-        except (OSError, ValueError) as e:
-            raise PreimageError(f"cannot read image {os.path.join(source, f)!r}: {e}") from None
+        out.append((f, read_rgb(os.path.join(source, f))))
     return out
 
 
@@ -115,14 +110,24 @@ def load_prior(spec, device="cpu"):
                 f"bad --prior {spec!r}: no such file; give 'default' or a file written by `preimage"
                 " prior train`"
             )
+    from ..models.weights import why_unreadable
+
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unreadable file is the user's bad value
+        raise PreimageError(f"bad --prior {spec!r}: {why_unreadable(e)}") from None
+    try:
         prior = PixelCNNPrior.from_checkpoint(data)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's bad value
+    except Exception:  # a file of tensors, but not of a prior
         raise PreimageError(
-            f"bad --prior {spec!r}: not a PixelCNN++ checkpoint"
-            f" ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+            f"bad --prior {spec!r}: not a PixelCNN++ checkpoint; give 'default' or a file"
+            " written by `preimage prior train`"
         ) from None
+    from ..models.weights import non_finite
+
+    bad = non_finite(prior.network.state_dict())
+    if bad is not None:
+        raise PreimageError(f"bad --prior {spec!r}: it holds NaN or infinite values in {bad!r}")
     prior.eval()
     for p in prior.parameters():
         p.requires_grad_(False)

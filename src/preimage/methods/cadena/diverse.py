@@ -31,7 +31,17 @@ from ...engine.stopping import convergence
 from ...engine.targets import parse_target
 from ...engine.views import Groups
 from ...errors import PreimageError
-from ...settings import Settings, at_least, numbers, positive, seed_check, setting
+from ...settings import (
+    IMAGE_SIZE,
+    STEPS,
+    Settings,
+    at_least,
+    between,
+    numbers,
+    positive,
+    seed_check,
+    setting,
+)
 from ..base import AtlasUse, Method, ReportUse
 from ..common import check_prior, model_record, prior_fields, prior_term
 from ..registry import register
@@ -65,7 +75,7 @@ class DiverseSettings(Settings):
     target: str = setting(
         None, "LAYER:C, LAYER:A-B or LAYER:all (the centre unit of each channel)", type=str
     )
-    n: int = setting(6, "images per unit and λ", check=at_least(2))
+    n: int = setting(6, "images per unit and λ", check=between(2, 256))
     lambdas: list = setting(
         list(LAMBDAS), "λ values separated by commas, starting at 0", parse=numbers, check=_lambdas
     )
@@ -76,7 +86,7 @@ class DiverseSettings(Settings):
         type=float,
         check=_threshold,
     )
-    steps: int = setting(1000, "maximum steps", check=at_least(1))
+    steps: int = setting(1000, "maximum steps", check=STEPS)
     lr: float = setting(0.1, "Adam's learning rate", check=positive)
     patience: int = setting(
         50,
@@ -85,7 +95,7 @@ class DiverseSettings(Settings):
     )
     distance: str = setting("auto", "'auto' (the preceding layer), 'pixels', or a layer name")
     size: int = setting(
-        None, "image size (default: the unit's receptive field)", type=int, check=at_least(1)
+        None, "image size (default: the unit's receptive field)", type=int, check=IMAGE_SIZE
     )
     images: str = setting(
         None,

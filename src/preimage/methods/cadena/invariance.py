@@ -29,7 +29,7 @@ from ...engine.render import render
 from ...engine.stopping import convergence
 from ...engine.views import WindowedCrops
 from ...errors import PreimageError
-from ...settings import Settings, at_least, numbers, seed_check, setting
+from ...settings import STEPS, Settings, between, numbers, seed_check, setting
 from ..base import AtlasUse, Method, ReportUse
 from ..common import model_record
 from ..registry import register
@@ -47,14 +47,14 @@ class InvarianceSettings(Settings):
     """
 
     target: str = setting(None, "LAYER:C, LAYER:A-B or LAYER:all", type=str)
-    n: int = setting(6, "templates per unit", check=at_least(2))
+    n: int = setting(6, "templates per unit", check=between(2, 256))
     lambdas: list = setting(
         list(LAMBDAS),
         "the λ sweep of the templates, starting at 0",
         parse=numbers,
         check=_lambdas,
     )
-    steps: int = setting(1000, "maximum steps of each optimization", check=at_least(1))
+    steps: int = setting(1000, "maximum steps of each optimization", check=STEPS)
     seed: int = setting(0, "seed of the initial noise and of the crops", check=seed_check)
     compare: str = setting(
         None,

@@ -25,7 +25,7 @@ from ...errors import PreimageError
 from ...io import figures
 from ...io.files import safe_name, save_npz, write_metrics
 from ...io.images import save_grid
-from ...settings import at_least, setting
+from ...settings import between, setting
 from ..base import AtlasUse, Method, ReportUse, Result, Section, fmt
 from ..common import RenderSettings, finzi_objective, finzi_render, image_files, model_record
 from ..registry import register
@@ -55,7 +55,9 @@ class ReliabilitySettings(RenderSettings):
         " LAYER:A-B, each repeated)",
         type=str,
     )
-    repeats: int = setting(25, "optimizations from different noise (Finzi's 25)", check=at_least(2))
+    repeats: int = setting(
+        25, "optimizations from different noise (Finzi's 25)", check=between(2, 1000)
+    )
     classifier: str = setting(
         None,
         "classify the repeats with this model, MODEL or MODEL:WEIGHTS (default: the model itself)",

@@ -23,7 +23,7 @@ from ...engine import objectives as O
 from ...errors import PreimageError
 from ...io import figures
 from ...io.files import atomic_write, safe_name, write_metrics
-from ...settings import at_least, positive, setting
+from ...settings import at_least, between, positive, setting
 from ..base import Method, Result
 from ..common import RenderSettings, model_record
 from ..registry import register
@@ -50,7 +50,7 @@ class StudySettings(RenderSettings):
         "tv and preprocessing: the target, once for all models or once per model",
         flag="--target",
     )
-    repeats: int = setting(10, "repeats per condition", check=at_least(2))
+    repeats: int = setting(10, "repeats per condition", check=between(2, 1000))
     classifier: str = setting(
         None, "classify with this model instead of each model itself", type=str
     )

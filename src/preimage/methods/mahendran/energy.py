@@ -37,7 +37,7 @@ from ...engine.params import ImageParam, PixelNormBound
 from ...engine.render import render
 from ...engine.transforms import Jitter, Pipeline
 from ...errors import PreimageError
-from ...settings import Settings, at_least, seed_check, setting
+from ...settings import IMAGE_SIZE, STEPS, Settings, at_least, seed_check, setting
 from ..common import check_prior, prior_fields, prior_term
 
 PAPER_RANGE = 255.0  # the paper's networks take 0-255 inputs
@@ -325,9 +325,9 @@ class EnergySettings(Settings):
         None,
         "the network's window in pixels (default: the model's input size)",
         type=int,
-        check=at_least(1),
+        check=IMAGE_SIZE,
     )
-    steps: int = setting(300, "optimization steps (the paper's T)", check=at_least(1))
+    steps: int = setting(300, "optimization steps (the paper's T)", check=STEPS)
     seed: int = setting(0, "seed of the initial noise and the jitter", check=seed_check)
     jitter: int = setting(
         None,

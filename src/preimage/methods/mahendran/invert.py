@@ -15,7 +15,7 @@ import torch
 
 from ...engine import objectives as O
 from ...errors import PreimageError
-from ...settings import at_least, positive, setting
+from ...settings import at_least, between, positive, setting
 from ..base import Method
 from ..common import model_record
 from ..registry import register
@@ -152,7 +152,7 @@ class InvertSettings(EnergySettings):
     mask_channels: str = setting(
         None, "invert only channels A to B-1, given as A:B", type=str, check=_channel_range
     )
-    seeds: int = setting(1, "reconstructions from different noise", check=at_least(1))
+    seeds: int = setting(1, "reconstructions from different noise", check=between(1, 100))
 
     def validate(self):
         super().validate()

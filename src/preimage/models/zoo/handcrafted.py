@@ -60,11 +60,13 @@ def _wrap(module, name):
 
 
 def load_hog(weights=None, seed=0, cell_size=8, num_orientations=9):
+    """UoCTTI HOG with hard orientation assignment (VLFeat's ``vl_hog``); no weights."""
     _check_weights("hog", weights)
     return _wrap(HOG(cell_size, num_orientations, bilinear=False), "hog")
 
 
 def load_hogb(weights=None, seed=0, cell_size=8, num_orientations=9):
+    """UoCTTI HOG with bilinear orientation assignment; no weights."""
     _check_weights("hogb", weights)
     return _wrap(HOG(cell_size, num_orientations, bilinear=True), "hogb")
 
@@ -72,5 +74,6 @@ def load_hogb(weights=None, seed=0, cell_size=8, num_orientations=9):
 def load_dsift(
     weights=None, seed=0, bin_size=8, step=None, fast=True, geometry=(4, 4, 8), window_size=2.0
 ):
+    """Dense SIFT (VLFeat's ``vl_dsift``) of the grey image; no weights."""
     _check_weights("dsift", weights)
     return _wrap(DSIFT(bin_size, step, fast, geometry, window_size), "dsift")

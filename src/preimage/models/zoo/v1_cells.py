@@ -223,10 +223,12 @@ def corner_filters():
 
 
 def load_simple(weights=None, seed=0):
+    """The toy simple cell: a rectified Gabor filter."""
     return _wrap(Cell(Subunits([0.0]), Rectified([1.0], leak=0.01)), "simple_cell", weights)
 
 
 def load_energy(weights=None, seed=0):
+    """The toy energy-model complex cell: a quadrature pair, squared and summed."""
     return _wrap(
         Cell(Subunits([0.0, math.pi / 2]), Energy()),
         "energy_complex_cell",
@@ -237,6 +239,7 @@ def load_energy(weights=None, seed=0):
 
 
 def load_corner(weights=None, seed=0):
+    """The toy corner cell: two edge energies at one place, the opposite ones inhibiting."""
     return _wrap(
         Cell(Subunits(filters=corner_filters()), Corner()),
         "corner_cell",
@@ -246,6 +249,7 @@ def load_corner(weights=None, seed=0):
 
 
 def load_hubel_wiesel(weights=None, seed=0):
+    """The toy Hubel & Wiesel complex cell: six rectified simple cells pooled."""
     phases, w = hw_phases_and_weights()
     return _wrap(
         Cell(Subunits(phases), Rectified(w, power=2)),
