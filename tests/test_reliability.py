@@ -168,7 +168,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
         [
             "reliability",
             "--target",
-            "_blocks.3",
+            "_blocks.3:99",
             "--repeats",
             "3",
             "--size",
@@ -181,7 +181,12 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
         ],
         capsys,
     )
-    assert code == 2 and "'_blocks.3'" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "channel 99" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(
+        ["study", "--study", "tv", "--target", "_blocks.1:0-1", "--quiet", "--out", str(out)],
+        capsys,
+    )
+    assert code == 2 and "a study repeats one target" in err and "names 2" in err
     code, _, err = run(
         ["reliability", "--target", "_blocks.3:1", "--repeats", "1", "--quiet", "--out", str(out)],
         capsys,

@@ -122,10 +122,10 @@ class _Constant(torch.nn.Module):
     def __init__(self, n, size):
         super().__init__()
         self.level = torch.nn.Parameter(torch.full((n, 1, 1, 1), 0.3))
-        self.n, self.h, self.w = n, size, size
+        self.shape = (n, 3, size, size)  # nothing else of ours: no n, h or w attributes
 
     def forward(self):
-        return self.level.expand(self.n, 3, self.h, self.w)
+        return self.level.expand(*self.shape)
 
     def set_images(self, images):
         with torch.no_grad():
@@ -185,3 +185,36 @@ def test_terms_measure_on_the_final_images(lite0):
     x = (r.images * scale + shift).flatten(1)
     by_hand = torch.stack([(x[0] - x[1]).norm(), (x[2] - x[3]).norm()])
     assert torch.allclose(r.measurements[term.name], by_hand, rtol=1e-5)
+
+
+def test_an_objective_must_give_one_value_per_image(lite0):
+    from preimage import WindowedCrops
+
+    per_view = O.unit("_blocks.0", [1] * 8)  # 8 values for 2 images: not wrapped in over_views
+    with pytest.raises(preimage.PreimageError, match=r"gives \(8,\) values for 2 images"):
+        preimage.render(
+            lite0, per_view, _param(2, 12), views=WindowedCrops(5, k=4), steps=2, progress=False
+        )
+    with pytest.raises(preimage.PreimageError, match="render takes a parameterization object"):
+        preimage.render(lite0, O.channel("_blocks.0", 0), "fourier")
+
+
+def test_wrapped_models_take_the_hints():
+    from preimage.methods.mahendran import paper_C
+    from preimage.models.aliases import inversion_C_by_depth, vgg_aliases
+
+    net = torchvision_vgg11()
+    aliases = vgg_aliases(net)
+    model = preimage.wrap_model(
+        net, aliases=aliases, C_by_depth=inversion_C_by_depth("vgg11", aliases)
+    )
+    assert paper_C(model, "conv4_2") == 300 and paper_C(model, "conv5_1") == 100
+    assert paper_C(model, "relu5_2") == 20 and paper_C(model, "fc6") == 1
+    with pytest.raises(preimage.PreimageError, match="unknown model hint 'threshold'"):
+        preimage.wrap_model(net, threshold=0.5)
+
+
+def torchvision_vgg11():
+    import torchvision
+
+    return torchvision.models.vgg11(weights=None)

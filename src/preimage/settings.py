@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 
 from .errors import PreimageError
 
@@ -49,9 +50,15 @@ class Settings:
         for f in dataclasses.fields(self):
             check, parse = f.metadata.get("check"), f.metadata.get("parse")
             value = getattr(self, f.name)
-            if parse is not None and isinstance(value, str):  # text from a command line
+            if value is None and f.default is not None and f.default is not dataclasses.MISSING:
+                raise PreimageError(f"bad {flag_of(f)} None; give a value (default {f.default!r})")
+            if parse is not None and value is not None:  # text, a number or a list: one form
                 value = parse(value, flag_of(f))
-                setattr(self, f.name, value)
+            elif isinstance(value, str) and _kind(f) in (int, float):
+                value = _coerce(f, value)
+            elif type(value).__module__ == "numpy" and hasattr(value, "item"):
+                value = value.item()  # a NumPy number as a Python one (JSON, job ids)
+            setattr(self, f.name, value)
             if check is not None and value is not None:
                 check(flag_of(f), value)
             choices = f.metadata.get("choices")
@@ -73,8 +80,22 @@ class Settings:
 # -- checks ------------------------------------------------------------------------------------
 
 
+def _kind(f):
+    """The type a field's values have: its declared command-line type, else its default's."""
+    if f.metadata.get("type") is not None:
+        return f.metadata["type"]
+    return None if f.default in (None, dataclasses.MISSING) else type(f.default)
+
+
+def _coerce(f, text):
+    try:
+        return _kind(f)(text)
+    except ValueError:
+        raise PreimageError(f"bad {flag_of(f)} {text!r}; it must be a number") from None
+
+
 def _number(flag, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, Real):
         raise PreimageError(f"bad {flag} {value!r}; it must be a number")
     if not math.isfinite(value):
         raise PreimageError(f"bad {flag} {value!r}; it must be a finite number")
@@ -117,13 +138,15 @@ def finite(flag, value):
 
 def seed_check(flag, value):
     """A seed: a whole number from 0 to 2**63 - 1 (what a torch generator takes)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+    if isinstance(value, bool) or not isinstance(value, Integral) or not 0 <= value < 2**63:
         raise PreimageError(f"bad {flag} {value!r}; it must be a whole number from 0 to 2**63 - 1")
 
 
 def numbers(text, flag="list"):
     """'0,0.5,1' -> [0.0, 0.5, 1.0], for flags that take a comma list; a list passes through."""
     if isinstance(text, (list, tuple)):
+        if not text:  # an empty list: "not given", as the atlas's lambdas default to
+            return []
         text = ",".join(str(v) for v in text)
     try:
         values = [float(v) for v in str(text).split(",") if v.strip()]

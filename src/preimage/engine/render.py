@@ -75,13 +75,21 @@ def _finite_or_raise(loss, step, objective, ctx):
     )
 
 
-def _objects(transforms, optimizer):
+def _objects(param, transforms, optimizer):
+    if not (callable(param) and hasattr(param, "parameters") and hasattr(param, "set_images")):
+        raise PreimageError(
+            f"render takes a parameterization object, not {type(param).__name__}: such as"
+            " preimage.ImageParam(n, size) (or a module with set_images and describe)"
+        )
     if isinstance(transforms, str) or isinstance(optimizer, str):
         raise PreimageError(
             "render takes objects: transforms=preimage.parse_transforms('finzi'),"
             " optimizer=preimage.Optimizer('adam', lr=0.05)"
         )
-    return transforms or Pipeline([]), optimizer or Optimizer()
+    return (
+        transforms if transforms is not None else Pipeline([]),
+        optimizer if optimizer is not None else Optimizer(),
+    )
 
 
 class _Forward:
@@ -141,7 +149,7 @@ def render(
     steps=256,
     stop=None,
     constraints=(),
-    seed=0,
+    seed=None,
     generator=None,
     init=None,
     progress=True,
@@ -157,12 +165,15 @@ def render(
     ``WindowedCrops``), or None. optimizer: an ``Optimizer`` (default Adam at 0.05). steps: the
     most steps. stop: a ``Convergence`` (None: exactly ``steps``). constraints: projections
     applied after each step (such as ``PixelNormBound``). generator: the random transforms and
-    views draw from it (default: a new one seeded with ``seed``). init: images to start from.
+    views draw from it (default: a new one seeded with ``seed``, 0 when neither is given; the
+    record keeps ``seed``). init: images to start from.
     """
     if model.device.type == "cpu":
         keep_freed_memory()
-    pipeline, optimizer = _objects(transforms, optimizer)
-    generator = generator if generator is not None else torch.Generator().manual_seed(int(seed))
+    pipeline, optimizer = _objects(param, transforms, optimizer)
+    if generator is None:
+        seed = 0 if seed is None else seed
+        generator = torch.Generator().manual_seed(int(seed))
     image_param = param.to(model.device) if hasattr(param, "to") else param
     if init is not None:
         image_param.set_images(init)
@@ -186,7 +197,7 @@ def render(
     finally:
         bar.close()
     images, inputs, final_values, targets, measured = final
-    config = _config(model, objective, image_param, pipeline, views, optimizer, steps, stop)
+    config = _config(model, objective, images, image_param, pipeline, views, optimizer, steps, stop)
     config.update(n=images.shape[0], seed=seed, constraints=[c.describe() for c in constraints])
     n = images.shape[0]
     return RenderResult(
@@ -210,8 +221,15 @@ def _optimize(model, loop, steps, generator, cap):
     start = time.perf_counter()
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
-        ctx = forward.step(image_param(), generator, cap)
+        images = image_param()
+        ctx = forward.step(images, generator, cap)
         values = objective(ctx)
+        if step == 0 and tuple(values.shape) != (images.shape[0],):
+            raise PreimageError(
+                f"the objective gives {tuple(values.shape)} values for {images.shape[0]} images;"
+                " it must give one per image (with a views stage, wrap per-view terms in"
+                " objectives.over_views)"
+            )
         loss = -values.sum()
         loss.backward()
         total = float(loss.detach())
@@ -240,10 +258,11 @@ def _evaluate(image_param, forward, objective, steps, cap):
     return images, inputs, final, targets, objective.measurements(ctx)
 
 
-def _config(model, objective, image_param, pipeline, views, optimizer, steps, stop):
+def _config(model, objective, images, image_param, pipeline, views, optimizer, steps, stop):
     """What a render records of how it was made."""
+    h, w = images.shape[-2:]
     return {
-        "size": _size(image_param),
+        "size": h if h == w else [h, w],
         "param": image_param.describe(),
         "transforms": pipeline.describe(),
         "views": views.describe() if views is not None else None,
@@ -258,8 +277,3 @@ def _config(model, objective, image_param, pipeline, views, optimizer, steps, st
 
 def _per_element(v, n):
     return (v if torch.is_tensor(v) else torch.full((n,), float(v))).detach().float().cpu()
-
-
-def _size(image_param):
-    h, w = image_param.h, image_param.w
-    return h if h == w else [h, w]

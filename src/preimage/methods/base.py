@@ -53,7 +53,8 @@ class Result:
     method = "method"
 
     def save(self, folder, argv=None):
-        """Write the result into ``folder``; returns the metrics written to metrics.json."""
+        """Write the result into ``folder``; returns the metrics written to metrics.json (for a
+        result of several folders, such as a caricature of several layers, a dict of them)."""
         raise NotImplementedError
 
     def unit_rows(self):
@@ -65,8 +66,8 @@ class Result:
         """A few numbers that describe the whole run, for the atlas catalog's job row."""
         return {}
 
-    def summary(self):
-        """The lines the command line prints after saving."""
+    def summary(self, folder):
+        """The lines the command line prints after saving into ``folder``."""
         return []
 
 

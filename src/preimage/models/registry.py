@@ -132,15 +132,23 @@ def wrap_model(
     name=None,
     classes=None,
     aliases=None,
+    **hints,
 ):
     """Any nn.Module as a VisionModel, with the preprocessing it expects.
 
     Display-space images in [0, 1] are mapped onto ``input_range`` and then
     normalised with ``mean`` and ``std`` (given in ``input_range`` units).
-    The module is put in eval mode and its parameters are frozen.
+    The module is put in eval mode and its parameters are frozen. hints: what the model tells
+    the methods (``preceding``, ``diversity_threshold``, ``inversion_C``, ``C_by_depth``,
+    ``jitter``; see ``VisionModel``); for an AlexNet or a VGG with the papers' aliases,
+    ``C_by_depth=aliases.inversion_C_by_depth("vgg19", aliases)`` gives the paper's C by depth.
     """
     from .base import VisionModel
 
+    known = ("preceding", "diversity_threshold", "inversion_C", "C_by_depth", "jitter")
+    unknown = sorted(set(hints) - set(known))
+    if unknown:
+        raise PreimageError(f"unknown model hint {unknown[0]!r}; valid: {', '.join(known)}")
     return VisionModel(
         module=module,
         name=name or type(module).__name__,
@@ -151,4 +159,5 @@ def wrap_model(
         classes=classes,
         aliases=dict(aliases or {}),
         weights="given",
+        **hints,
     )

@@ -276,6 +276,7 @@ def run(model, settings, *, progress=True, load=None):
     sweeps = sweep(model, setup, channels, progress)
     config = {"method": "diverse", **model_record(model), **settings.as_dict()}
     config.update(size=setup.size, norm=setup.norm, threshold=setup.threshold)
+    config["natural_images"] = settings.images or "samples"
     if prior_record is not None:
         config["prior"] = prior_record
     baseline = None

@@ -242,8 +242,10 @@ def run(model, settings, *, progress=True, load=None):
     units, sweeps = measure(model, settings.target, settings, progress)
     compare = None
     if other is not None:
+        begun = time.perf_counter()
         other_units, other_sweeps = measure(other, other_target, settings, progress)
-        compare = InvarianceResult(other_units, other_sweeps, _config(other, settings), None, 0.0)
+        config, seconds = _config(other, settings), time.perf_counter() - begun
+        compare = InvarianceResult(other_units, other_sweeps, config, None, seconds)
     config = _config(model, settings)
     return InvarianceResult(units, sweeps, config, compare, time.perf_counter() - start)
 

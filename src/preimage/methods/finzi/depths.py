@@ -13,7 +13,7 @@ from torch import nn
 
 from ...errors import PreimageError
 from ...io import figures
-from ...io.files import write_metrics
+from ...io.files import safe_name, write_metrics
 from ..base import Result
 from ..common import model_record
 from ..visualize import VisualizeSettings
@@ -56,11 +56,21 @@ class DepthsResult(Result):
     config: dict
     method = "study"
 
+    def folders(self):
+        """One folder name per model: its name, with its weights where two share a name."""
+        names = [m.name for m, _, _ in self.runs]
+        return [
+            f"{m.name}_{safe_name(str(m.weights).split(' ')[0])}"
+            if names.count(m.name) > 1
+            else m.name
+            for m, _, _ in self.runs
+        ]
+
     def save(self, folder, argv=None):
         os.makedirs(folder, exist_ok=True)
         rows = []
-        for model, layers, result in self.runs:
-            result.save(os.path.join(folder, model.name))
+        for sub, (model, layers, result) in zip(self.folders(), self.runs):
+            result.save(os.path.join(folder, sub))
             label = f"{model.name}\n({str(model.weights).split(' ')[0]})"
             rows.append((label, list(zip(layers, result.render.images))))
         figures.image_rows(rows, os.path.join(folder, "depths.png"))
@@ -68,8 +78,8 @@ class DepthsResult(Result):
             folder,
             self.config,
             argv,
-            layers={m.name: layers for m, layers, _ in self.runs},
-            files=["depths.png"] + [m.name for m, _, _ in self.runs],
+            layers={sub: layers for sub, (_, layers, _) in zip(self.folders(), self.runs)},
+            files=["depths.png"] + self.folders(),
         )
 
     def summary(self, folder):

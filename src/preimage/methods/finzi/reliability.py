@@ -204,10 +204,6 @@ def repeat(model, settings, classifier, progress=True):
     check_classifier(classifier)
     size = int(s.size or model.input_size)
     elements = parse_targets(model, [s.target], size, s.unit)
-    if any(e.kind not in ("channel", "unit") for e in elements):
-        raise PreimageError(
-            f"bad --target {s.target!r}; reliability repeats channels, units or classes"
-        )
     expanded = [e for e in elements for _ in range(s.repeats)]
     objective = finzi_objective(s, build_objective(expanded))
     labels = [e.label() for e in expanded]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...engine import objectives as O
+from ...engine.targets import parse_targets
 from ...errors import PreimageError
 from ...io import figures
 from ...io.files import atomic_write, safe_name, write_metrics
@@ -266,13 +267,16 @@ def run(models, settings, *, progress=True, load=None):
 
         return depth_study(models, settings, progress)
     targets = _targets(models, settings)
-    classifiers = [classifier_of(m, settings, load) for m in models]
+    shared = classifier_of(models[0], settings, load) if settings.classifier else None
+    classifiers = [shared or m for m in models]  # one classifier loaded once, or each model
     for m, t, c in zip(models, targets, classifiers):  # every check before the first repeat
         check_classifier(c)
-        ReliabilitySettings(target=t, repeats=settings.repeats)
-        from ...engine.targets import parse_targets
-
-        parse_targets(m, [t], settings.size or m.input_size, settings.unit)
+        named = parse_targets(m, [t], settings.size or m.input_size, settings.unit)
+        if len(named) != 1:
+            raise PreimageError(
+                f"bad --target {t!r}; a study repeats one target (one channel, unit or class), and"
+                f" this names {len(named)}"
+            )
     studies, scales = [], {}
     for m, t, c in zip(models, targets, classifiers):
         runs, scales[m.name] = run_conditions(m, settings, t, c, settings.tv_scale, progress)

@@ -122,7 +122,7 @@ def run(model, settings, *, progress=True, load=None):
         model.layer_info(layer, size)  # every layer checked before the first run
     energy = s.energy(model, image)
     config = {"method": "caricature", **model_record(model), **s.as_dict(), "size": size}
-    runs = []
+    runs, preset_kw = [], s.preset_kw(model, energy)  # the prior loaded once for every layer
     for layer in s.layers():
         r = caricature(
             model,
@@ -131,7 +131,7 @@ def run(model, settings, *, progress=True, load=None):
             C=s.C,
             seed=s.seed,
             progress=progress,
-            **s.preset_kw(model, energy),
+            **preset_kw,
         )
         r = dataclasses.replace(
             r,

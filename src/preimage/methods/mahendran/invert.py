@@ -105,7 +105,8 @@ def invert(
     # the render's target value is -C ℓ per pixel; the error of §5.1 is sqrt(ℓ)
     errors = torch.sqrt(torch.clamp(-pre.per_pixel(result.activations) / weights, min=0))
     config = {
-        "method": "inversion",
+        "method": "invert",
+        "loss": "inversion, eqs. 2-3",
         "layer": layer,
         "C": Cs,
         "mask_window": mask_window,

@@ -85,7 +85,8 @@ def maximize(
     result = pre.render(model, loss, len(channels), seed, progress, desc=f"maximize {layer}")
     over_z = pre.per_pixel(result.activations) / float(C)  # Φ_c(x*) / Z, and Z = M / seen
     config = {
-        "method": "activation maximization",
+        "method": "maximize",
+        "loss": "activation maximization, eq. 4",
         "layer": layer,
         "channels": channels,
         "C": float(C),

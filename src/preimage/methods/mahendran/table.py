@@ -314,7 +314,7 @@ def run(models, settings, *, progress=True, load=None):
         **preset_kw,
     )
     config = {
-        "command": "invert-table",
+        "method": "invert-table",
         "models": [m.name for m in models],
         "weights": [m.weights for m in models],
         **s.as_dict(),
