@@ -49,6 +49,26 @@ def test_a_job_folder_deleted_by_hand_is_done_again(tmp_path, capsys):
     assert os.path.isfile(os.path.join(out, "jobs", job, "result.npz"))
 
 
+def test_a_read_only_disk_is_refused_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    from preimage.models import registry
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the folder was checked")
+
+    real_access = os.access
+    read_only = str(tmp_path)  # root writes through chmod here: the file system's answer stood in
+
+    def access(path, mode, **kwargs):
+        return not (mode & os.W_OK and str(path).startswith(read_only))
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(registry, "load_model", refuse)
+    assert main([*TINY, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a folder it can write in" in err and len(err.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == [] and real_access(tmp_path, os.W_OK)
+
+
 def test_a_second_driver_is_refused_before_the_model_loads(tmp_path, capsys, monkeypatch):
     from preimage.models import registry
 

@@ -115,6 +115,21 @@ def test_the_output_location_is_checked_before_any_work(tmp_path, capsys, no_mod
     assert a_file.read_text() == "not a folder"
 
 
+def test_a_read_only_disk_is_refused_before_any_work(tmp_path, capsys, no_model, monkeypatch):
+    # root writes through chmod here, so the read-only file system's answer is stood in for
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    monkeypatch.setattr(os, "mkdir", read_only)
+    err = _refused(capsys, [*VIS, "--out", str(tmp_path / "d")], "cannot write there")
+    assert "Read-only file system" in err and not (tmp_path / "d").exists()
+    err = _refused(capsys, [*VIS, "--out", str(tmp_path / "new" / "d")], "cannot make")
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_folder_holding_a_run_is_refused_unless_overwrite_and_then_replaced_whole(
     tmp_path, capsys
 ):
@@ -247,6 +262,27 @@ def test_first_contact(capsys):
         ("--seed", "0"),
     ):
         assert f"{flag} " in text and f"(default: {default})" in text, flag
+
+
+def test_every_option_of_every_command_says_what_it_is_and_its_default():
+    import argparse
+
+    from preimage.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in commands.choices.items():
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            where = f"{name} {action.option_strings or action.dest}"
+            assert action.help and action.help != argparse.SUPPRESS, f"{where} has no help"
+            if action.option_strings and action.default not in (
+                None,
+                False,
+                True,
+                argparse.SUPPRESS,
+            ):
+                assert "default" in action.help, f"{where} hides its default {action.default!r}"
 
 
 def test_layers_never_download_weights(capsys, monkeypatch):

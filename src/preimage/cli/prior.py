@@ -19,7 +19,11 @@ def add(sub):
     --quiet and --out.
     """
     p = sub.add_parser("prior", help=HELP, description=HELP)
-    p.add_argument("action", choices=("train", "evaluate"))
+    p.add_argument(
+        "action",
+        choices=("train", "evaluate"),
+        help="train a prior on natural images, or evaluate one's bits per dimension",
+    )
     add_settings(p, TrainSettings)
     add_settings(p, EvaluateSettings, skip=("images", "seed"))
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
