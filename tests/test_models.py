@@ -159,3 +159,19 @@ def test_no_hook_outlives_a_call(lite0):
         )
     lite0.layers(48)
     assert _hooks(lite0.module) + _hooks(lite0.runner(["_blocks.1"])) == before == 0
+
+
+def test_the_packaged_torchvision_names_are_torchvision_s_own():
+    # `preimage models` reads the snapshot to answer without importing torchvision; a stale
+    # snapshot would list models that do not load, or hide new ones
+    import json
+    from importlib import metadata, resources
+
+    from preimage.models.registry import torchvision_names
+    from preimage.models.zoo.torchvision import torchvision_names as listed
+
+    snapshot = json.loads(
+        (resources.files("preimage") / "data" / "torchvision_models.json").read_text()
+    )
+    assert snapshot["torchvision"] == metadata.version("torchvision")  # refresh it with the pin
+    assert snapshot["models"] == listed() == torchvision_names()
