@@ -23,6 +23,7 @@ _EXPORTS = {
     "load_model": ("preimage.models", "load_model"),
     "wrap_model": ("preimage.models", "wrap_model"),
     "run": ("preimage.methods", "run"),
+    "show": ("preimage.io.display", "show"),
     "get_method": ("preimage.methods", "get_method"),
     "methods": ("preimage.methods", "methods"),
 }

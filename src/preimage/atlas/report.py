@@ -163,6 +163,43 @@ def write_report(folder):
     return index, {"layers": len(layers), "unit_pages": pages, "jobs": counts}
 
 
+def overview_html(folder, summary=None, limit=32):
+    """A campaign at a glance, for a notebook: the jobs' counts and each layer's unit tiles
+    (at most ``limit`` a layer), their pictures embedded so that the cell shows them anywhere."""
+    import base64
+
+    catalog = Catalog(os.path.join(folder, CATALOG))
+    try:
+        layers, counts = collect(catalog), catalog.counts()
+    finally:
+        catalog.close()
+    head = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    if summary is not None:
+        head += f"; this run ran {summary['ran']} in {summary['wall_seconds']:.0f} s"
+    parts = [f"<p><b>atlas</b> {_e(folder)}: jobs {_e(head)}</p>"]
+    for layer, units in layers.items():
+        tiles = []
+        for unit in sorted(units)[:limit]:
+            thumb = _thumbnail(units[unit])
+            if thumb and os.path.isfile(os.path.join(folder, thumb)):
+                with open(os.path.join(folder, thumb), "rb") as f:
+                    data = base64.b64encode(f.read()).decode("ascii")
+                img = f'<img src="data:image/png;base64,{data}" width="96" alt="{unit}">'
+            else:
+                img = "no image"
+            tiles.append(
+                f'<span style="display:inline-block;text-align:center">{img}<br>{unit}</span>'
+            )
+        more = len(units) - min(len(units), limit)
+        parts.append(
+            f"<p>{_e(layer)}: {len(units)} units"
+            + (f" ({more} not shown)" if more else "")
+            + f"</p><div>{''.join(tiles)}</div>"
+        )
+    parts.append(f"<p>every picture and measure: <code>preimage report {_e(folder)}</code></p>")
+    return '<div class="preimage">' + "".join(parts) + "</div>"
+
+
 def _last_line(error):
     lines = (error or "").strip().splitlines()
     return lines[-1] if lines else ""

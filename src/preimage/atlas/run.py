@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a notebook bar in Jupyter, a text bar in a terminal
 
 from ..errors import PreimageError
 from .catalog import Catalog
@@ -187,13 +187,24 @@ def run_campaign(campaign, specs, executor, progress=True, argv=None, config=Non
             bar.update(1)
     finally:
         bar.close()
-    return {
-        "jobs": len(specs),
-        "done_before": done_before,
-        "ran": len(todo),
-        "failed": failed,
-        "interrupted_reset": campaign.interrupted,
-        "missing_redone": campaign.missing,
-        "wall_seconds": time.perf_counter() - t0,
-        "counts": catalog.counts(),
-    }
+    return CampaignSummary(
+        out=campaign.out,
+        jobs=len(specs),
+        done_before=done_before,
+        ran=len(todo),
+        failed=failed,
+        interrupted_reset=campaign.interrupted,
+        missing_redone=campaign.missing,
+        wall_seconds=time.perf_counter() - t0,
+        counts=catalog.counts(),
+    )
+
+
+class CampaignSummary(dict):
+    """What ``run_campaign`` did (a dict); a notebook shows it as the jobs' counts and each
+    layer's units, the pictures embedded."""
+
+    def _repr_html_(self):
+        from .report import overview_html
+
+        return overview_html(self["out"], self)

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a notebook bar in Jupyter, a text bar in a terminal
 
 from ..errors import PreimageError
 from ..models.layers import capture
@@ -52,6 +52,17 @@ class RenderResult:
     config: dict = field(default_factory=dict)
     labels: list = field(default_factory=list)
     measurements: dict = field(default_factory=dict)
+
+    def picture(self):
+        """The images with their labels and final activations (a ``Picture``)."""
+        from ..io.display import show
+
+        labels = self.labels or [str(i) for i in range(len(self.images))]
+        values = self.activations.reshape(len(self.images), -1).mean(1).tolist()
+        return show(self.images, labels, values)
+
+    def _repr_png_(self):
+        return self.picture().png
 
 
 @torch.no_grad()

@@ -1,4 +1,8 @@
-"""Figures as PNG files (matplotlib, Agg backend), written atomically."""
+"""Figures as PNG files (matplotlib), written atomically.
+
+Figures are made without pyplot: they belong to no backend, so drawing one in a notebook neither
+switches the notebook's backend nor leaves a figure open for it to show twice.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +14,35 @@ import numpy as np
 from .files import atomic_write
 
 
+class _Figures:
+    """pyplot's ``figure`` and ``subplots``, making figures outside pyplot's state."""
+
+    @staticmethod
+    def figure(figsize=None, **kwargs):
+        from matplotlib.figure import Figure
+
+        return Figure(figsize=figsize, **kwargs)
+
+    def subplots(self, nrows=1, ncols=1, *, figsize=None, squeeze=True, **kwargs):
+        fig = self.figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, squeeze=squeeze, **kwargs)
+
+
 def pyplot():
-    """matplotlib.pyplot with the Agg backend (no display needed)."""
-    import matplotlib
+    """What the figures here need of pyplot (``figure``, ``subplots``), without its global state."""
+    return _Figures()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    return plt
+def figure_png(fig, dpi=110, tight=False):
+    """A figure as PNG bytes (``dpi`` dots per inch; ``tight``: cropped to what is drawn)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
+    return buf.getvalue()
 
 
 def save_figure(fig, path, dpi=110):
-    """Write a figure to ``path`` as PNG (``dpi`` dots per inch) and close it."""
-    plt = pyplot()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
+    """Write a figure to ``path`` as PNG (``dpi`` dots per inch)."""
+    atomic_write(path, figure_png(fig, dpi))
 
 
 def legend(ax, handles, labels, **kwargs):

@@ -14,7 +14,17 @@ def run(name, model, *, progress=True, load=None, **settings):
     settings: the fields of the method's settings class (``get_method(name).settings``), checked
     before any work. Returns the method's result; ``result.save(folder)`` writes its files.
     """
+    from dataclasses import fields
+
+    from ..errors import PreimageError, suggest
+
     method = get_method(name)
+    known = [f.name for f in fields(method.settings)]
+    for key in settings:
+        if key not in known:
+            raise PreimageError(
+                f"unknown setting {key!r} of {name}; its settings: {suggest(key, known)}"
+            )
     return method.run(model, method.settings(**settings), progress=progress, load=load)
 
 

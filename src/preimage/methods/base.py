@@ -70,6 +70,16 @@ class Result:
         """The lines the command line prints after saving into ``folder``."""
         return []
 
+    def labelled_grid(self):
+        """The result's images with their targets and values (a ``Picture``), where it has such
+        images; a notebook shows it instead of the plain grid."""
+        return None
+
+    def _repr_html_(self):
+        from ..io.display import result_html
+
+        return result_html(self)
+
 
 # -- what a method declares ----------------------------------------------------------------------
 

@@ -109,6 +109,9 @@ class VisualizeResult(Result):
             "render": r.config,
         }
 
+    def labelled_grid(self):
+        return self.render.picture()
+
     def summary(self, folder):
         r = self.render
         lines = [

@@ -18,7 +18,7 @@ from importlib import resources
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a notebook bar in Jupyter, a text bar in a terminal
 
 from ..errors import PreimageError
 from ..io.files import atomic_write

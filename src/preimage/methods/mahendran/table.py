@@ -42,7 +42,7 @@ def inversion_table(
     seeds=1,
     seed=0,
     progress=True,
-    log=print,
+    log=None,
     **preset_kw,
 ):
     """Invert every image at every C from every (model, layer) column.
@@ -52,6 +52,8 @@ def inversion_table(
     the last from ``bounded_photograph_error``.
     preset_kw: energy, jitter, prior and prior_weight, as ``preset`` takes them.
     """
+    if log is None:  # a line per column is progress too: silenced with the bars
+        log = print if progress else (lambda line: None)
     errors, first, bounded = {}, {}, {}
     for i, (model, layer, name) in enumerate(columns):
         result = invert(
