@@ -15,7 +15,7 @@ import tempfile
 
 import numpy as np
 
-MAX_PICTURES = 6  # a sweep over many units saves a figure per unit: the first few make the point
+MAX_PICTURES = 8  # a sweep over many units saves a figure per unit: the first few make the point
 
 
 class Picture:
@@ -122,30 +122,30 @@ def labelled_grid(images, titles, columns=None):
 # -- results -------------------------------------------------------------------------------------
 
 
-def _order(path):
-    name = os.path.basename(path)
-    return (name != "grid.png", path.count(os.sep), path)
+SHOWN_FIRST = ("grid.png", "*.png", "*/*.png", "*/*/*.png")
 
 
 def saved_pictures(result):
-    """[(name, PNG bytes)]: the pictures ``result.save`` writes, the grid first, then the other
-    top-level figures, then those in subfolders; single images (``images/``) are left to the grid.
-    Also returns the summary lines that do not name the temporary folder."""
+    """[(name, PNG bytes)]: the pictures ``result.save`` writes, in the order of the result's
+    ``shown_first`` patterns (by default the grid, the other top-level figures, then those in
+    subfolders), each once; single images (``images/``) are left to the grid. Also returns the
+    summary lines that do not name the temporary folder."""
+    import glob
+
     with tempfile.TemporaryDirectory(prefix="preimage-show-") as folder:
         result.save(folder)
-        found = []
-        for root, _, names in os.walk(folder):
-            rel = os.path.relpath(root, folder)
-            if rel.split(os.sep)[0] == "images" and rel != ".":
-                continue
-            found += [os.path.normpath(os.path.join(rel, n)) for n in names if n.endswith(".png")]
         pictures, seen = [], set()
-        for rel in sorted(found, key=_order):
-            with open(os.path.join(folder, rel), "rb") as f:
-                png = f.read()
-            if png not in seen:  # a one-unit sweep's unit figures are the run's own
-                pictures.append((rel, png))
-                seen.add(png)
+        for pattern in getattr(result, "shown_first", SHOWN_FIRST) + SHOWN_FIRST:
+            for path in sorted(glob.glob(os.path.join(folder, pattern))):
+                rel = os.path.relpath(path, folder)
+                if rel.startswith("images" + os.sep) or rel in seen:
+                    continue
+                with open(path, "rb") as f:
+                    png = f.read()
+                seen.add(rel)
+                if png not in seen:  # a one-unit sweep's unit figures are the run's own
+                    pictures.append((rel, png))
+                    seen.add(png)
         lines = [line for line in result.summary(folder) if folder not in line]
     return pictures, lines
 
@@ -154,7 +154,8 @@ def _img(name, png):
     data = base64.b64encode(png).decode("ascii")
     return (
         f'<figure style="display:inline-block;margin:4px;vertical-align:top"><img'
-        f' src="data:image/png;base64,{data}" alt="{html.escape(name)}" style="max-width:100%">'
+        f' src="data:image/png;base64,{data}" alt="{html.escape(name)}"'
+        f' style="max-width:{"100%" if name == "grid.png" else "460px"}">'
         f'<figcaption style="font-size:small">{html.escape(name)}</figcaption></figure>'
     )
 

@@ -51,6 +51,8 @@ class Result:
     """
 
     method = "method"
+    # the saved pictures a notebook shows first (glob patterns in the result's folder)
+    shown_first = ("grid.png",)
 
     def save(self, folder, argv=None):
         """Write the result into ``folder``; returns the metrics written to metrics.json (for a

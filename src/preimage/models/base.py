@@ -63,6 +63,14 @@ class VisionModel:
         self.std = tuple(float(v) for v in self.std)
         self.input_range = tuple(float(v) for v in self.input_range)
 
+    def __repr__(self):
+        # the dataclass's own repr prints the whole module and every class name
+        classes = f", {len(self.classes)} classes" if self.classes else ""
+        return (
+            f"VisionModel({self.name!r}, weights {self.weights!r}, input {self.input_size} px"
+            f"{classes}, on {self.device}; model.layers(size) lists its layers)"
+        )
+
     # -- device and preprocessing -------------------------------------------------
 
     @property

@@ -193,6 +193,7 @@ class DiverseResult(Result):
     config: dict
     baseline: object = None
     method = "diverse"
+    shown_first = ("grid.png", "tradeoff.png", "gains.png", "units/*/lambdas.png")
 
     @property
     def gains(self):

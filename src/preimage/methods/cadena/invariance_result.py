@@ -23,7 +23,7 @@ import torch
 
 from ...io import figures
 from ...io.files import save_npz, write_metrics
-from ..base import Result, Section
+from ..base import Result, Section, fmt
 from .diverse_result import save_unit_figures, sweep_arrays, unit_row
 
 
@@ -92,6 +92,13 @@ class InvarianceResult(Result):
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
     method = "invariance"
+    shown_first = (
+        "units/*/invariance.png",
+        "units/*/chosen.png",
+        "shift_invariance.png",
+        "linear_combination.png",
+        "scatter.png",
+    )
 
     @property
     def label(self):
@@ -182,8 +189,9 @@ class InvarianceResult(Result):
                 else f"{sp['rho']:.2f} (p = {sp['p']:.2g}, {sp['units']} units)"
             )
             lines.append(
-                f"{r.label}: median shift invariance {s['median_shift_invariance_index']}, median"
-                f" linear combination {s['median_linear_combination_index']}; Spearman ρ {rho}"
+                f"{r.label}: median shift invariance {fmt(s['median_shift_invariance_index'])},"
+                f" median linear combination {fmt(s['median_linear_combination_index'])};"
+                f" Spearman ρ {rho}"
             )
         lines.append(
             "wrote metrics.json, result.npz, shift_invariance.png, linear_combination.png,"

@@ -108,7 +108,7 @@ def tv_value(model, images, beta=1.0):
     return O.tv(beta=beta)(ctx)
 
 
-def run_conditions(model, settings, target, classifier, tv_scale=None, progress=True, log=print):
+def run_conditions(model, settings, target, classifier, tv_scale=None, progress=True, log=None):
     """Run every condition of a study on one target: ({condition name: ReliabilityResult},
     tv_scale).
 
@@ -119,6 +119,8 @@ def run_conditions(model, settings, target, classifier, tv_scale=None, progress=
     equal to their mean activation: at w = 1 the penalty is as large as the objective it
     regularizes, and the sweep spans none to strong smoothing.
     """
+    if log is None:  # a line per condition is progress too: silenced with the bars
+        log = print if progress else (lambda line: None)
     common = {k: v for k, v in settings.as_dict().items() if k in RENDER_FIELDS}
     runs = {}
     for name, overrides in conditions(settings.study, settings.tv_with):
