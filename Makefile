@@ -6,14 +6,14 @@ STAMP := $(VENV)/.installed
 VLFEAT := $(VENV)/.vlfeat
 CHROMIUM := $(VENV)/.chromium
 
-.PHONY: demo test bench prior clean
+.PHONY: demo test bench docs prior clean
 
 # The package accepts a range of PyTorch versions (pyproject.toml); constraints.txt pins the ones
 # this machine has on disk, so that the two commands install in minutes.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench,atlas]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench,atlas,docs]'
 	touch $(STAMP)
 
 # A small atlas of EfficientNet-Lite0: four channels at three depths, every method, short settings
@@ -47,6 +47,11 @@ test: $(VLFEAT) $(CHROMIUM)
 	$(BIN)/ruff format --check .
 	PREIMAGE_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
+# The documentation (MkDocs, Material theme, the API reference from the docstrings), offline:
+# no web fonts, no CDN. Open site/index.html.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: $(VLFEAT)
 	$(BIN)/python benchmarks/bench_render.py --steps 8 --rounds 7
 	$(BIN)/python benchmarks/bench_affine_warp.py
@@ -63,4 +68,4 @@ prior: $(STAMP)
 	    --out build/prior.pt --export src/preimage/data/pixelcnn_default.pt
 
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) demo-out site

@@ -25,7 +25,9 @@ _EXPORTS = {
     "run": ("preimage.methods", "run"),
     "show": ("preimage.io.display", "show"),
     "get_method": ("preimage.methods", "get_method"),
-    "methods": ("preimage.methods", "methods"),
+    # the package of the methods (``preimage.methods.methods()`` lists them): a function of that
+    # name here would be replaced by the package as soon as the package is imported
+    "methods": ("preimage.methods", None),
 }
 
 __all__ = list(_EXPORTS)
