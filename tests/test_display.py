@@ -40,6 +40,7 @@ RUNS = {
     "invariance": dict(target="_blocks.0:0-1", n=2, lambdas=[0, 1], steps=2),
     "reliability": dict(target="_blocks.1:2", repeats=2, **SMALL),
     "study": dict(study="tv", targets=["_blocks.1:2"], repeats=2, **SMALL),
+    "study depths": dict(study="depths", layers="_blocks.0,_blocks.1", channel=1, **SMALL),
     "invert": dict(layer="_blocks.1", image="sample:coffee", **SMALL),
     "caricature": dict(layer="_blocks.0,_blocks.1", image="sample:chelsea", **SMALL),
     "maximize": dict(target="_blocks.1:0-1", steps=2),
@@ -49,11 +50,12 @@ RUNS = {
 
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_every_result_shows_its_pictures_and_what_it_measured(lite0, name):
-    result = preimage.run(name, lite0, progress=False, **RUNS[name])
+    method = name.split()[0]
+    result = preimage.run(method, lite0, progress=False, **RUNS[name])
     html = result._repr_html_()
     pictures = _pictures(html)
     assert pictures and all(_not_blank(p) for p in pictures), name
-    assert f"<b>{name}" in html  # the title names the method and the model
+    assert f"<b>{method}" in html  # the title names the method and the model
     assert "efficientnet_lite0" in html
 
 
