@@ -39,6 +39,14 @@ def model_args(p, many=False):
         "--weights-seed", type=int, default=0, help="seed of --weights random (default: 0)"
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument(
+        "--layout",
+        action="append",
+        default=[],
+        metavar="LAYER=FORM",
+        help="a layer's layout where it cannot be detected: nchw, nhwc, flat, tokens, tokens:P"
+        " (P class/register tokens) or tokens:P:HxW; repeat for several layers",
+    )
 
 
 def check_device(device):
@@ -65,7 +73,19 @@ def load(args):
     from ..models import load_model
 
     check_device(args.device)
-    return load_model(args.model, weights=args.weights, seed=args.weights_seed, device=args.device)
+    model = load_model(args.model, weights=args.weights, seed=args.weights_seed, device=args.device)
+    return with_layouts(model, args)
+
+
+def with_layouts(model, args):
+    """The model with the layouts of --layout LAYER=FORM, checked against its layers."""
+    given = {}
+    for item in getattr(args, "layout", None) or []:
+        layer, eq, form = item.partition("=")
+        if not eq or not layer or not form:
+            raise PreimageError(f"bad --layout {item!r}; give LAYER=FORM, e.g. blocks.3=tokens:1")
+        given[layer] = form
+    return model.with_layouts(given) if given else model
 
 
 def load_many(args):
@@ -82,11 +102,10 @@ def load_many(args):
     models = []
     for spec in specs:
         name, _, weights = spec.partition(":")
-        models.append(
-            load_model(
-                name, weights=weights or args.weights, seed=args.weights_seed, device=args.device
-            )
+        model = load_model(
+            name, weights=weights or args.weights, seed=args.weights_seed, device=args.device
         )
+        models.append(with_layouts(model, args))
     return models
 
 

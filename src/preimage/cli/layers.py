@@ -17,7 +17,9 @@ def add(sub):
         "--size", type=int, default=None, help="input size in pixels (default: the model's)"
     )
     p.add_argument(
-        "--json", action="store_true", help="print a JSON list with name, shape, rf_size, rf_stride"
+        "--json",
+        action="store_true",
+        help="print a JSON list with name, shape, layout, rf_size, rf_stride",
     )
     p.set_defaults(run=run)
 
@@ -32,10 +34,20 @@ def run(args):
         print(json.dumps([info.as_dict() for info in table], indent=1))
         return
     width = max(len(info.name) for info in table)
-    print(f"{'layer':{width}}  {'alias':8} {'shape':>16} {'rf_size':>8} {'rf_stride':>9}")
+    print(
+        f"{'layer':{width}}  {'alias':8} {'layout':>14} {'shape':>16} {'rf_size':>8}"
+        f" {'rf_stride':>9}"
+    )
     for info in table:
+        # the canonical shape: C x H x W whatever the module returns (tokens: D x grid)
         shape = "x".join(str(s) for s in info.shape)
+        layout = "?" if info.layout is None else str(info.layout)
+        rf = f"{info.rf_size}{'*' if info.mixed else ''}"
         print(
-            f"{info.name:{width}}  {info.alias or '':8} {shape:>16} {str(info.rf_size):>8}"
+            f"{info.name:{width}}  {info.alias or '':8} {layout:>14} {shape:>16} {rf:>8}"
             f" {str(info.rf_stride):>9}"
         )
+    if any(info.mixed for info in table):
+        print("* every position sees the whole receptive field (after attention)")
+    if any(info.layout is None for info in table):
+        print("? layout unknown: give it with --layout LAYER=FORM to target the layer")

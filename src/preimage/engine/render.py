@@ -145,6 +145,9 @@ class _Forward:
     def context(self, images, inputs, groups, cap):
         found = cap.run(inputs) if self.addresses else {}
         acts = {name: found[a] for name, a in zip(self.names, self.addresses)}
+        for name, a in zip(self.names, self.addresses):
+            if f"{a}@prefix" in found:  # a token layer's class and register tokens
+                acts[f"{name}@prefix"] = found[f"{a}@prefix"]
         scale, shift = self.centering
         return Context(acts, images, lambda: images * scale + shift, views=groups)
 
@@ -202,7 +205,7 @@ def render(
     )
     loop = (image_param, forward, objective, opt, constraints, stop, bar)
     try:
-        with capture(model.runner(forward.addresses), forward.addresses) as cap:
+        with capture(model.runner(forward.addresses), forward.addresses, model.layout_at) as cap:
             trace, seconds = _optimize(model, loop, steps, generator, cap)
             final = _evaluate(image_param, forward, objective, len(trace), cap)
     finally:

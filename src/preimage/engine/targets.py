@@ -6,6 +6,7 @@ Grammar (one ``--target`` may expand to several batch elements):
     LAYER:C             channel C, mean over space (in unit mode: the centre unit)
     LAYER:C@Y,X         the unit of channel C at row Y, column X
     LAYER:C@centre      the centre unit
+    LAYER:C@cls         feature C of a token layer's class token (LAYER:C averages its patches)
     LAYER:all           every channel of the layer, one element each
     LAYER:A-B           channels A to B inclusive; LAYER:1,5,9 a list
     LAYER:dir=FILE.npy  a direction in channel space (dot product, mean over space)
@@ -27,7 +28,8 @@ from ..errors import PreimageError, suggest
 from . import objectives as O
 
 GRAMMAR = (
-    "LAYER, LAYER:C, LAYER:C@Y,X, LAYER:all, LAYER:A-B, LAYER:dir=FILE.npy, class:N or class:NAME"
+    "LAYER, LAYER:C, LAYER:C@Y,X, LAYER:C@cls, LAYER:all, LAYER:A-B, LAYER:dir=FILE.npy, class:N"
+    " or class:NAME"
 )
 
 
@@ -37,7 +39,7 @@ class Element:
     (class:N is a channel of the output layer).
     """
 
-    kind: str  # channel | unit | layer | direction
+    kind: str  # channel | unit | cls | layer | direction
     layer: str  # the name as the user wrote it (resolved when checked)
     channel: int | None = None
     y: int | None = None
@@ -52,6 +54,8 @@ class Element:
             return f"{self.layer}"
         if self.kind == "direction":
             return f"{self.layer}:dir={os.path.basename(self.vector)}"
+        if self.kind == "cls":
+            return f"{self.layer}:{self.channel}@cls"
         if self.kind == "unit":
             where = "centre" if self.y is None else f"{self.y},{self.x}"
             return f"{self.layer}:{self.channel}@{where}"
@@ -84,6 +88,7 @@ def parse_target(model, spec, size=None, unit_mode=False):
     if not layer:
         raise _bad(spec, "no layer before ':'")
     info = model.layer_info(layer, size)
+    info.require_layout(model.name)
     if not sep:
         return [Element("layer", layer)]
     if rest.startswith("dir="):
@@ -92,6 +97,13 @@ def parse_target(model, spec, size=None, unit_mode=False):
         return [Element("direction", layer, vector=path)]
     chans, at, where = rest.partition("@")
     channels = _channels(chans, info.channels, spec, layer, model)
+    if at and where.lower() == "cls":
+        if info.layout.kind != "tokens" or not info.layout.prefix:
+            raise PreimageError(
+                f"layer {layer} of {model.name} has no class token (its layout is {info.layout});"
+                " @cls takes a token layer with a class token"
+            )
+        return [Element("cls", layer, c) for c in channels]
     if at:
         if where.lower() in ("centre", "center", "c"):
             y = x = None
@@ -192,6 +204,8 @@ def _term(e, batch=None, channels=None):
         return O.channel(e.layer, channels, batch=batch)
     if e.kind == "unit":
         return O.unit(e.layer, channels, e.y, e.x, batch=batch)
+    if e.kind == "cls":
+        return O.class_token(e.layer, channels, batch=batch)
     if e.kind == "layer":
         return O.layer(e.layer, batch=batch)
     return O.direction(e.layer, np.load(e.vector).astype(np.float32).ravel(), batch=batch)
@@ -208,7 +222,7 @@ def build_objective(elements):
     while i < len(elements):
         e = elements[i]
         j = i + 1
-        if e.kind in ("channel", "unit"):
+        if e.kind in ("channel", "unit", "cls"):
             while j < len(elements) and (
                 elements[j].kind,
                 elements[j].layer,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -27,6 +27,12 @@ class VisionModel:
     the layers up to each address, the paper's choice for AlexNet and VGG; empty: by receptive
     field) and ``jitter`` (the inversion jitter T for every layer; None: a quarter of the layer's
     stride).
+
+    ``layouts`` ({layer: Layout or its text, such as "nhwc" or "tokens:1"}) gives the layout of
+    layers whose layout the trace cannot tell or tells wrong; every other layer's is detected
+    (``preimage.models.layout``). ``fixed_input_size``: the model runs only at ``input_size``
+    (position embeddings), so the methods that would optimize an image the size of a unit's
+    receptive field use the input size.
     """
 
     module: nn.Module
@@ -43,9 +49,13 @@ class VisionModel:
     inversion_C: float | None = None
     C_by_depth: tuple = ()
     jitter: int | None = None
+    layouts: dict = field(default_factory=dict)
+    fixed_input_size: bool = False
+    interpolation: str = "bicubic"  # how photographs are resized to the model's input
     channels_last: bool = True
     fuse: bool = True
     _tables: dict = field(default_factory=dict, repr=False)
+    _layout_maps: dict = field(default_factory=dict, repr=False)
     _fused: tuple | None = field(default=None, repr=False)  # (fast copy, changed, version)
     _affine: dict = field(default_factory=dict, repr=False)
 
@@ -160,17 +170,77 @@ class VisionModel:
     # -- layers ---------------------------------------------------------------------
 
     def layers(self, size=None):
-        """The layer table (addresses, shapes, receptive fields) at an input size."""
-        size = int(size or self.input_size)
-        if size not in self._tables:
-            x = torch.zeros(1, 3, size, size, device=self.device)
+        """The layer table (addresses, layouts, canonical shapes, receptive fields) at an input
+        size: an int, or (height, width)."""
+        size = size or self.input_size
+        h, w = (int(size), int(size)) if not isinstance(size, (tuple, list)) else map(int, size)
+        key = h if h == w else (h, w)
+        if key not in self._tables:
+            x = torch.zeros(1, 3, h, w, device=self.device)
             try:
-                self._tables[size] = trace_layers(self.module, self.preprocess(x), self.aliases)
-            except RuntimeError as e:
+                table = trace_layers(self.module, self.preprocess(x), self.aliases)
+            except (RuntimeError, AssertionError, ValueError) as e:
+                fixed = f" (it runs at {self.input_size} px only)" if self.fixed_input_size else ""
                 raise PreimageError(
-                    f"model {self.name} cannot run on a {size}x{size} image: {_first_line(e)}"
+                    f"model {self.name} cannot run on a {h}x{w} image{fixed}: {_first_line(e)}"
                 ) from None
-        return self._tables[size]
+            self._tables[key] = self._overridden(table)
+        return self._tables[key]
+
+    def _overridden(self, table):
+        from .layout import Layout, parse_layout
+
+        if not self.layouts:
+            return table
+        given = {}
+        for name, layout in self.layouts.items():
+            given[self.aliases.get(name, name)] = (
+                layout if isinstance(layout, Layout) else parse_layout(layout, name)
+            )
+        known = {info.name for info in table}
+        for name in given:
+            if name not in known:
+                raise PreimageError(
+                    f"layout given for unknown layer {name!r} of {self.name}; valid layers:"
+                    f" {suggest(name, sorted(known))}"
+                )
+        out = []
+        for info in table:
+            layout = given.get(info.name)
+            if layout is not None:
+                raw = info.raw_shape or info.shape
+                if layout.kind == "tokens" and layout.grid is None:
+                    side = int(round((raw[0] - layout.prefix) ** 0.5)) if len(raw) == 2 else 0
+                    layout = Layout("tokens", (side, side), layout.prefix)
+                if not layout.fits(raw):
+                    raise PreimageError(
+                        f"layout {layout} does not fit layer {info.name} of {self.name}, whose"
+                        f" output is {' x '.join(map(str, raw))} per image"
+                    )
+                info = replace(info, layout=layout, shape=layout.canonical_shape(raw))
+            out.append(info)
+        return out
+
+    def with_layouts(self, layouts):
+        """This model with the layouts of some layers given ({layer: Layout or text}), checked
+        against its layer table at once."""
+        self.layouts = {**self.layouts, **layouts}
+        self._tables.clear()
+        self._layout_maps.clear()
+        self.layers()
+        return self
+
+    def layout_at(self, address, size):
+        """The Layout of a layer for inputs of ``size`` (height, width): how capture reads it."""
+        key = tuple(size)
+        if key not in self._layout_maps:
+            self._layout_maps[key] = {info.name: info for info in self.layers(key)}
+        info = self._layout_maps[key].get(address)
+        if info is None:
+            raise PreimageError(
+                f"layer {address} of {self.name} is not computed on a {key[0]}x{key[1]} image"
+            )
+        return info.require_layout(self.name)
 
     def resolve_layer(self, name):
         """A user's layer name (module path, PATH#K, or paper alias) -> its address."""
@@ -208,9 +278,17 @@ class VisionModel:
     def activations_of_inputs(self, inputs, layers):
         """Outputs of the named layers for network inputs (already preprocessed)."""
         addresses = [self.resolve_layer(name) for name in layers]
-        with capture(self.runner(addresses), addresses) as c:
+        with capture(self.runner(addresses), addresses, self.layout_at) as c:
             found = c.run(inputs)
-        return {name: found[a] for name, a in zip(layers, addresses)}
+        acts = {name: found[a] for name, a in zip(layers, addresses)}
+        acts.update(
+            {
+                f"{n}@prefix": found[f"{a}@prefix"]
+                for n, a in zip(layers, addresses)
+                if f"{a}@prefix" in found
+            }
+        )
+        return acts
 
     def logits(self, images):
         return self.module(self.preprocess(images))

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import PreimageError
+from .layout import OVERRIDE_FORMS, detect
 from .receptive_field import ReceptiveFieldTracer
 
 
@@ -34,8 +36,11 @@ class _Enough(Exception):
 
 
 class _Capture:
-    def __init__(self, module, addresses):
+    def __init__(self, module, addresses, layouts=None):
         self.module = module
+        self.layouts = layouts  # (address, input size) -> Layout: each output's canonical view
+        self.current = {}  # address -> its Layout at the size being run
+        self.active = False
         self.wanted = {}
         for address in addresses:
             path, call = split_address(address)
@@ -60,10 +65,19 @@ class _Capture:
         wanted = self.wanted[path]
 
         def hook(module, inputs, output):
+            if not self.active:  # a forward pass of the model's own, such as tracing its layers
+                return
             k = self.calls.get(path, 0)
             self.calls[path] = k + 1
             if k in wanted:
-                self.found[wanted[k]] = output
+                address = wanted[k]
+                layout = self.current.get(address)
+                if layout is not None:
+                    prefix = layout.prefix_tokens(output)
+                    if prefix is not None:
+                        self.prefix[address] = prefix
+                    output = layout.canonical(output)
+                self.found[address] = output
                 if len(self.found) == self.total:
                     raise _Enough
 
@@ -74,28 +88,39 @@ class _Capture:
         return sum(len(v) for v in self.wanted.values())
 
     def run(self, inputs):
+        """{address: output}, each in the canonical layout when ``layouts`` was given; a token
+        layer's prefix tokens (class, registers) under ``address@prefix``."""
         self.calls.clear()
         self.found = {}
+        self.prefix = {}
+        if self.layouts is not None:  # before the pass: finding a layout may trace the model
+            size = tuple(inputs.shape[-2:])
+            self.current = {
+                a: self.layouts(a, size) for c in self.wanted.values() for a in c.values()
+            }
+        self.active = True
         try:
             self.module(inputs)
         except _Enough:
             pass
+        finally:
+            self.active = False
         if len(self.found) < self.total:
             missing = [
                 a for calls in self.wanted.values() for a in calls.values() if a not in self.found
             ]
             raise RuntimeError(f"the forward pass never reached layer(s) {', '.join(missing)}")
-        return self.found
+        return {**self.found, **{f"{a}@prefix": t for a, t in self.prefix.items()}}
 
 
-def capture(module, addresses):
+def capture(module, addresses, layouts=None):
     """Context manager: ``with capture(m, ['features.3']) as c: acts = c.run(x)``.
 
     ``run`` returns {address: output} and stops the forward pass as soon as the
     last requested layer has produced its output. Addresses must be valid
     (``VisionModel.resolve_layer`` checks them); hooks are removed on exit.
     """
-    return _Capture(module, addresses)
+    return _Capture(module, addresses, layouts)
 
 
 @dataclass
@@ -109,6 +134,9 @@ class LayerInfo:
     rf_stride: object
     kind: str  # module class name
     rf_centre: tuple | None = None  # input-pixel centre (y, x) of unit (0, 0)
+    layout: object = None  # a Layout (shape is in its canonical form); None where unknown
+    raw_shape: tuple | None = None  # the output shape as the module returns it
+    mixed: bool = False  # every position sees the same pixels (after attention, say)
 
     def receptive_box(self, y=None, x=None):
         """Input pixels (top, bottom, left, right), bottom/right exclusive, seen by unit (y, x).
@@ -120,6 +148,8 @@ class LayerInfo:
         h, w = (self.shape[-2], self.shape[-1]) if len(self.shape) == 3 else (1, 1)
         y = h // 2 if y is None else y
         x = w // 2 if x is None else x
+        if self.mixed:
+            y = x = 0
         r = _pair(self.rf_size)
         j = _pair(self.rf_stride)
         cy = self.rf_centre[0] + y * j[0]
@@ -131,6 +161,22 @@ class LayerInfo:
     def channels(self):
         return self.shape[0] if self.shape else 0
 
+    @property
+    def grid(self):
+        """(rows, columns) of positions, None for a layer without positions."""
+        return tuple(self.shape[1:]) if len(self.shape) == 3 else None
+
+    def require_layout(self, model_name):
+        """The layout, or one line naming the layer and how to give its layout."""
+        if self.layout is None:
+            raise PreimageError(
+                f"cannot tell the layout of layer {self.name} of {model_name} (output"
+                f" {' x '.join(map(str, self.raw_shape or self.shape))}); give it with"
+                f" --layout {self.name}=FORM (wrap_model(..., layouts={{{self.name!r}: FORM}})),"
+                f" FORM one of {OVERRIDE_FORMS}"
+            )
+        return self.layout
+
     def as_dict(self):
         return {
             "name": self.name,
@@ -139,6 +185,7 @@ class LayerInfo:
             "rf_size": self.rf_size,
             "rf_stride": self.rf_stride,
             "type": self.kind,
+            "layout": None if self.layout is None else str(self.layout),
         }
 
 
@@ -188,18 +235,27 @@ def trace_layers(module, inputs, aliases=None):
             h.remove()
 
     table = []
+    grids = []  # the grids of the positional layers so far, latest first
     for path, k, out in records:
         address = path if calls[path] == 1 else f"{path}#{k}"
         geo = tracer.geometry(out)
+        raw = tuple(out.shape[1:])
+        layout = detect(raw, geo, grids)
+        shape = layout.canonical_shape(raw) if layout is not None else raw
+        if layout is not None and layout.kind in ("nchw", "nhwc"):
+            grids.insert(0, tuple(shape[1:]))
         table.append(
             LayerInfo(
                 name=address,
                 alias=alias_of.get(address),
-                shape=tuple(out.shape[1:]),
+                shape=shape,
                 rf_size=_square(geo.size()) if geo else None,
                 rf_stride=_square(geo.stride()) if geo else None,
                 kind=type(by_path[path]).__name__,
                 rf_centre=tuple(ax.s for ax in geo.along) if geo else None,
+                layout=layout,
+                raw_shape=raw,
+                mixed=bool(geo and (geo.mixed or geo.collapsed) and len(shape) == 3),
             )
         )
     return table

@@ -106,12 +106,19 @@ def load_model(name=DEFAULT_MODEL, weights=None, seed=0, device="cpu", **options
         return name.to(device)
     loader = _loader(name)
     model = loader(weights=weights, seed=seed, **options) if loader is not None else None
+    if model is None and str(name).startswith("timm/"):
+        from .zoo.timm import load_timm
+
+        model = load_timm(name, weights, seed)
     for names, family in _families() if model is None else ():
         if name in names():
             model = family(name, weights, seed)
             break
     if model is None:
-        raise PreimageError(f"unknown model {name!r}; valid models: {suggest(name, model_names())}")
+        raise PreimageError(
+            f"unknown model {name!r}; valid models: {suggest(name, model_names())}, or timm/NAME"
+            " for a timm model"
+        )
     return model.to(torch.device(device) if isinstance(device, str) else device)
 
 
@@ -145,7 +152,15 @@ def wrap_model(
     """
     from .base import VisionModel
 
-    known = ("preceding", "diversity_threshold", "inversion_C", "C_by_depth", "jitter")
+    known = (
+        "preceding",
+        "diversity_threshold",
+        "inversion_C",
+        "C_by_depth",
+        "jitter",
+        "layouts",
+        "fixed_input_size",
+    )
     unknown = sorted(set(hints) - set(known))
     if unknown:
         raise PreimageError(f"unknown model hint {unknown[0]!r}; valid: {', '.join(known)}")

@@ -12,6 +12,7 @@ diversity term.
 from .activations import (
     channel,
     class_logit,
+    class_token,
     direction,
     inner_product,
     inversion,
@@ -30,6 +31,7 @@ __all__ = [
     "REGULARIZER",
     "channel",
     "unit",
+    "class_token",
     "layer",
     "class_logit",
     "direction",

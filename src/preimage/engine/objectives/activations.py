@@ -76,6 +76,21 @@ def unit(layer, channels, y=None, x=None, batch=None):
     return Objective(per_element(values, batch), [layer], f"{layer}:{channels}@{where}")
 
 
+def class_token(layer, channels, index=0, batch=None):
+    """Feature C of a token layer's class token (prefix token ``index``: 0 is the class token,
+    the ones after it registers), where ``channel`` averages the patch tokens."""
+    cache = {}
+    key = f"{layer}@prefix"
+
+    def values(ctx, idx):
+        if key not in ctx.activations:
+            raise PreimageError(f"layer {layer} has no class token (it is not a token layer)")
+        a = rows(ctx.activations[key], idx)
+        return _pick(a[:, :, index], channels, idx, cache)
+
+    return Objective(per_element(values, batch), [layer], f"{layer}:{channels}@cls")
+
+
 def layer(layer, batch=None):
     """The whole layer, DeepDream style: mean of squared activations."""
 

@@ -15,7 +15,11 @@ PIXELS = "pixels"
 
 
 def sweep_size(model, layer):
-    """The side of a unit's images: its receptive field (the paper's), at most 4x the input size."""
+    """The side of a unit's images: its receptive field (the paper's), at most 4x the input size;
+    the input size for a model that runs at that size only (a vision transformer's position
+    embeddings), where the unit is the centre patch's."""
+    if model.fixed_input_size:
+        return int(model.input_size)
     info = model.layer_info(layer)
     rf = info.rf_size if not isinstance(info.rf_size, (list, tuple)) else max(info.rf_size)
     return int(min(rf, 4 * model.input_size))

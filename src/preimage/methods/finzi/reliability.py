@@ -158,7 +158,7 @@ class ReliabilityResult(Result):
     def unit_rows(self):
         rows = []
         for i, (e, address) in enumerate(zip(self.elements, self.addresses)):
-            if e.kind not in ("channel", "unit"):
+            if e.kind not in ("channel", "unit", "cls"):
                 continue
             sub = self.folder_of(i)
             artifacts = {k: os.path.join(sub, f"{k}.png") for k in ("repeats", "logits")}

@@ -43,6 +43,14 @@ def _rf(info):
     return info.rf_size if not isinstance(info.rf_size, (list, tuple)) else max(info.rf_size)
 
 
+def unit_image_size(model, layer):
+    """The image a unit is maximized on: its receptive field, at most the input size; the input
+    size itself for a model that runs at that size only (position embeddings)."""
+    if model.fixed_input_size:
+        return model.input_size
+    return int(min(model.input_size, _rf(model.layer_info(layer, model.input_size))))
+
+
 def maximize(
     model,
     layer,
@@ -60,7 +68,7 @@ def maximize(
     preset_kw: energy, jitter, prior and prior_weight, as ``preset`` takes them.
     """
     rf = _rf(model.layer_info(layer, size or model.input_size))
-    size = int(size or min(model.input_size, rf))
+    size = int(size or unit_image_size(model, layer))
     channels = [int(c) for c in channels]
     info = model.layer_info(layer, size)
     pre = preset(model, layer, size, **preset_kw)
@@ -140,7 +148,7 @@ def run(model, settings, *, progress=True, load=None):
         )
     layer = elements[0].layer
     position = (elements[0].y, elements[0].x) if elements[0].y is not None else None
-    size = int(s.size or min(model.input_size, _rf(model.layer_info(layer, model.input_size))))
+    size = int(s.size or unit_image_size(model, layer))
     natural = load_folder(s.images, size)[0] if s.images else natural_crops(size)
     result = maximize(
         model,

@@ -65,4 +65,5 @@ def load_torchvision(name, weights, seed):
         C_by_depth=inversion_C_by_depth(name, aliases),
         classes=imagenet_classes(),
         weights=source,
+        fixed_input_size=name.startswith("vit_"),  # its position embedding has one grid
     )
