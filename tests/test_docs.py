@@ -230,7 +230,9 @@ def test_every_pages_python_runs(path, tmp_path, monkeypatch):
         fields = {f.name for f in dataclasses.fields(preimage.get_method(name).settings)}
         # Table 4's HOG needs its images' size; diverse's default is the receptive field,
         # smaller than 64 px already (a larger image makes the prior's batch huge)
-        keep_size = isinstance(model, list) or name == "diverse"
+        keep_size = (
+            isinstance(model, list) or name == "diverse" or getattr(model, "fixed_input_size", 0)
+        )  # a ViT runs at its input size only
         for key, value in SMALL.items():
             if key in fields and not (key == "size" and keep_size):
                 settings[key] = value

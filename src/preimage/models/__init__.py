@@ -7,6 +7,8 @@ _EXPORTS = {
     "VisionModel": "base",
     "LayerInfo": "layers",
     "capture": "layers",
+    "Layout": "layout",
+    "parse_layout": "layout",
     "DEFAULT_MODEL": "registry",
     "load_model": "registry",
     "load_model_spec": "registry",
