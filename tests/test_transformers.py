@@ -289,3 +289,21 @@ def test_timm_weights_from_a_file_and_from_the_download(tmp_path, monkeypatch):
         preimage.load_model(name)
     with pytest.raises(preimage.PreimageError, match="unknown timm model 'resnet10x'"):
         preimage.load_model("timm/resnet10x", weights="random")
+
+
+@pytest.mark.parametrize(
+    "build", [_tv_vit, _tv_swin, _tv_convnext], ids=["vit", "swin", "convnext"]
+)
+def test_the_fast_copy_reads_what_the_model_computes(build):
+    """The speed path (the CPU fast copy, truncation) gives every layer the values of the model
+    as loaded, in a token or channels-last model too."""
+    model = build()
+    x = torch.rand(
+        2, 3, model.input_size, model.input_size, generator=torch.Generator().manual_seed(0)
+    )
+    layers = [i.name for i in model.layers() if i.layout is not None]
+    fast = model.activations(x, layers)
+    model.fuse = False
+    plain = model.activations(x, layers)
+    for layer in layers:
+        assert torch.allclose(fast[layer], plain[layer], rtol=1e-4, atol=1e-5), layer
