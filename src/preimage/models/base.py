@@ -15,9 +15,10 @@ from .layers import capture, split_address, trace_layers
 class VisionModel:
     """A frozen ``nn.Module`` with the preprocessing it was trained with.
 
-    Images are RGB in [0, 1] ("display space"). ``preprocess`` maps them to the
-    network's input: first linearly onto ``input_range`` (for example (0, 255)
-    for Caffe-style models), then ``(x - mean) / std`` per channel.
+    Images are N x ``channels`` x H x W in [0, 1] ("display space"): RGB by default, one grey
+    channel for a model of recorded neurons. ``preprocess`` maps them to the network's input:
+    first linearly onto ``input_range`` (for example (0, 255) for Caffe-style models), then
+    ``(x - mean) / std`` per channel (one mean and std per channel, in ``input_range`` units).
 
     Hints are what a model says about itself to the methods, so that no method tests a model's
     name: ``preceding`` (layer -> the layer a diversity distance uses), ``diversity_threshold``
@@ -54,6 +55,7 @@ class VisionModel:
     interpolation: str = "bicubic"  # how photographs are resized to the model's input
     channels_last: bool = True
     fuse: bool = True
+    channels: int = 3
     _tables: dict = field(default_factory=dict, repr=False)
     _layout_maps: dict = field(default_factory=dict, repr=False)
     _fused: tuple | None = field(default=None, repr=False)  # (fast copy, changed, version)
@@ -72,6 +74,12 @@ class VisionModel:
         self.mean = tuple(float(v) for v in self.mean)
         self.std = tuple(float(v) for v in self.std)
         self.input_range = tuple(float(v) for v in self.input_range)
+        self.channels = int(self.channels)
+        if self.channels < 1 or not len(self.mean) == len(self.std) == self.channels:
+            raise PreimageError(
+                f"model {self.name}: {len(self.mean)} means and {len(self.std)} stds for"
+                f" {self.channels} input channels; give one mean and one std per channel"
+            )
 
     def __repr__(self):
         # the dataclass's own repr prints the whole module and every class name
@@ -112,7 +120,7 @@ class VisionModel:
         if self._fused is None or self._fused[2] != version:
             from .fast.fusion import fuse
 
-            x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
+            x = torch.zeros(1, self.channels, self.input_size, self.input_size, device=self.device)
             self._fused = (*fuse(self.module, self.preprocess(x)), version)
         fast, changed, _ = self._fused
         if any(split_address(a)[0] in changed for a in addresses):
@@ -127,7 +135,7 @@ class VisionModel:
         )
 
     def preprocess(self, images):
-        """Display-space images (N x 3 x H x W in [0, 1]) -> network inputs, in the model's memory
+        """Display-space images (N x C x H x W in [0, 1]) -> network inputs, in the model's memory
         format.
         """
         return self.memory_format(self.normalize(images))
@@ -143,7 +151,7 @@ class VisionModel:
         return inputs
 
     def affine(self, like):
-        """(scale, shift) with preprocess(x) = x * scale + shift, shaped 1 x 3 x 1 x 1."""
+        """(scale, shift) with preprocess(x) = x * scale + shift, shaped 1 x C x 1 x 1."""
         key = (like.device, like.dtype)
         if key not in self._affine:
             scale, shift = self.centering(like)
@@ -176,7 +184,7 @@ class VisionModel:
         h, w = (int(size), int(size)) if not isinstance(size, (tuple, list)) else map(int, size)
         key = h if h == w else (h, w)
         if key not in self._tables:
-            x = torch.zeros(1, 3, h, w, device=self.device)
+            x = torch.zeros(1, self.channels, h, w, device=self.device)
             try:
                 table = trace_layers(self.module, self.preprocess(x), self.aliases)
             except (RuntimeError, AssertionError, ValueError) as e:

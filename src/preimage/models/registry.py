@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import numbers
 from importlib import metadata, resources
 
 from ..errors import PreimageError, suggest
@@ -132,19 +133,23 @@ def load_model_spec(spec, seed=0, device="cpu", flag="--model"):
 
 def wrap_model(
     module,
-    mean=(0.0, 0.0, 0.0),
-    std=(1.0, 1.0, 1.0),
+    mean=None,
+    std=None,
     input_range=(0.0, 1.0),
     input_size=224,
     name=None,
     classes=None,
     aliases=None,
+    channels=3,
     **hints,
 ):
     """Any nn.Module as a VisionModel, with the preprocessing it expects.
 
     Display-space images in [0, 1] are mapped onto ``input_range`` and then
-    normalised with ``mean`` and ``std`` (given in ``input_range`` units).
+    normalised with ``mean`` and ``std`` (given in ``input_range`` units; one value per channel,
+    by default 0 and 1). ``channels``: the images' channels, 3 (RGB) or, say, 1 for a model of
+    recorded neurons that sees one grey channel (z-scored input: ``mean=(m,), std=(s,)``, the
+    data's mean and std in ``input_range`` units); natural images are then turned grey.
     The module is put in eval mode and its parameters are frozen. hints: what the model tells
     the methods (``preceding``, ``diversity_threshold``, ``inversion_C``, ``C_by_depth``,
     ``jitter``; see ``VisionModel``); for an AlexNet or a VGG with the papers' aliases,
@@ -164,11 +169,15 @@ def wrap_model(
     unknown = sorted(set(hints) - set(known))
     if unknown:
         raise PreimageError(f"unknown model hint {unknown[0]!r}; valid: {', '.join(known)}")
+    if isinstance(channels, bool) or not isinstance(channels, numbers.Integral) or channels < 1:
+        raise PreimageError(f"bad channels {channels!r}; give the input's channels: 1, 3, ...")
+    channels = int(channels)
     return VisionModel(
         module=module,
         name=name or type(module).__name__,
-        mean=mean,
-        std=std,
+        mean=(0.0,) * channels if mean is None else mean,
+        std=(1.0,) * channels if std is None else std,
+        channels=channels,
         input_range=input_range,
         input_size=input_size,
         classes=classes,
