@@ -1,14 +1,15 @@
 """Image parameterizations and the constraints projected after each step.
 
 An ``ImageParam`` holds the optimized tensor ``theta`` and maps it to
-display-space images (N x 3 x H x W, nominally in [0, 1]):
+display-space images (N x C x H x W, nominally in [0, 1]; C = 3 for RGB, 1 for grey):
 
     theta --basis--> raw --colour--> decorrelated --output--> images
 
 * basis ``pixel``: raw = theta; ``fourier``: raw = irfft2(theta * 1/f^d), so
   each spatial frequency f starts, and moves, with an amplitude 1/f^d.
 * colour ``decorrelate``: raw is expressed in ImageNet's decorrelated colour
-  basis (the square root of the colour covariance), as in Lucid.
+  basis (the square root of the colour covariance), as in Lucid. It is a basis of RGB only:
+  images of other channel counts are not decorrelated (``describe`` says so).
 * output ``sigmoid`` squashes into (0, 1); ``linear`` is raw * value_scale +
   offset (0.5, or per channel, such as the model's mean colour), so theta can
   live in whatever units an optimizer was tuned for (Mahendran & Vedaldi's
@@ -64,6 +65,7 @@ class ImageParam(nn.Module):
         device="cpu",
         value_scale=1.0,
         offset=0.5,
+        channels=3,
     ):
         super().__init__()
         h, w = (size, size) if isinstance(size, int) else size
@@ -71,7 +73,13 @@ class ImageParam(nn.Module):
             raise PreimageError(f"unknown parameterization {basis!r}; valid: pixel, fourier")
         if output not in ("sigmoid", "linear"):
             raise PreimageError(f"unknown output mapping {output!r}; valid: sigmoid, linear")
-        self.n, self.h, self.w = n, h, w
+        if int(channels) < 1:
+            raise PreimageError(f"bad channels {channels!r}; images have at least one channel")
+        self.n, self.h, self.w, self.channels = n, h, w, int(channels)
+        # ImageNet's colour covariance says nothing of a grey (or any non-RGB) channel
+        self.decorrelate_off = bool(decorrelate) and self.channels != 3
+        if self.decorrelate_off:
+            decorrelate = False
         self.basis, self.decorrelate, self.output, self.decay = basis, decorrelate, output, decay
         self.value_scale = float(value_scale)
         device = torch.device(device)
@@ -79,15 +87,15 @@ class ImageParam(nn.Module):
             "offset",
             torch.as_tensor(offset, dtype=torch.float32)
             .reshape(1, -1, 1, 1)
-            .expand(1, 3, 1, 1)
+            .expand(1, self.channels, 1, 1)
             .clone()
             .to(device),
         )
         if basis == "fourier":
             self.register_buffer("scale", (fourier_scale(h, w, decay) / 4.0).to(device))
-            shape = (n, 3, h, w // 2 + 1, 2)
+            shape = (n, self.channels, h, w // 2 + 1, 2)
         else:
-            shape = (n, 3, h, w)
+            shape = (n, self.channels, h, w)
         init = torch.randn(shape, generator=generator) * init_std
         self.theta = nn.Parameter(init.to(device))
         self.register_buffer("color", _COLOR.to(device))
@@ -130,6 +138,10 @@ class ImageParam(nn.Module):
         }
         if self.output == "linear":
             out.update(value_scale=self.value_scale, offset=self.offset.flatten().tolist())
+        if self.channels != 3:
+            out["channels"] = self.channels
+        if self.decorrelate_off:
+            out["decorrelate_off"] = f"colour decorrelation is for RGB; {self.channels} channel(s)"
         return out
 
 
@@ -149,6 +161,7 @@ class NormalizedParam(nn.Module):
         self.base = base
         self.norm = float(norm)
         self.n, self.h, self.w = base.n, base.h, base.w
+        self.channels = getattr(base, "channels", 3)
         scale, shift = model.centering(torch.zeros(1, device=base.theta.device))
         self.register_buffer("scale", scale)
         self.register_buffer("shift", shift)

@@ -86,11 +86,17 @@ def _finite_or_raise(loss, step, objective, ctx):
     )
 
 
-def _objects(param, transforms, optimizer):
+def _objects(model, param, transforms, optimizer):
     if not (callable(param) and hasattr(param, "parameters") and hasattr(param, "set_images")):
         raise PreimageError(
             f"render takes a parameterization object, not {type(param).__name__}: such as"
             " preimage.ImageParam(n, size) (or a module with set_images and describe)"
+        )
+    channels = getattr(param, "channels", model.channels)
+    if channels != model.channels:
+        raise PreimageError(
+            f"the parameterization makes {channels}-channel images and model {model.name} takes"
+            f" {model.channels}; give ImageParam(..., channels={model.channels})"
         )
     if isinstance(transforms, str) or isinstance(optimizer, str):
         raise PreimageError(
@@ -115,9 +121,14 @@ class _Forward:
         self.fill = None
         if pipeline.fill != "mean":
             # transforms act on the normalized image, where the mean colour is zero (no fill)
-            channels = len(model.mean)
+            channels = model.channels
             shape = (1, channels, 1, 1)
-            fill = torch.as_tensor(pipeline.fill, dtype=torch.float32, device=device)
+            fill = torch.as_tensor(pipeline.fill, dtype=torch.float32, device=device).flatten()
+            if fill.numel() not in (1, channels):
+                raise PreimageError(
+                    f"bad fill {pipeline.fill!r} for a model of {channels} channel(s): give one"
+                    " value, or one per channel"
+                )
             self.fill = model.normalize(fill.expand(channels).view(shape)).flatten().tolist()
 
     def step(self, images, generator, cap):
@@ -184,7 +195,7 @@ def render(
     """
     if model.device.type == "cpu":
         keep_freed_memory()
-    pipeline, optimizer = _objects(param, transforms, optimizer)
+    pipeline, optimizer = _objects(model, param, transforms, optimizer)
     if generator is None:
         seed = 0 if seed is None else seed
         generator = torch.Generator().manual_seed(int(seed))
