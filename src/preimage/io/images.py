@@ -12,44 +12,55 @@ from PIL import Image
 
 from ..errors import PreimageError, suggest
 from .files import atomic_write
-from .samples import SAMPLE_IMAGES, centre_crop, sample_images
+from .samples import SAMPLE_IMAGES, as_batch, centre_crop, sample_images
 
 
 def to_uint8(image):
-    """3 x H x W (or H x W x 3) float in [0, 1] -> H x W x 3 uint8."""
+    """3 x H x W (or H x W x 3) float in [0, 1] -> H x W x 3 uint8; one channel is repeated."""
+    a = png_pixels(image)
+    return np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a
+
+
+def png_pixels(image):
+    """C x H x W (or H x W x C) float in [0, 1] -> H x W x 3 uint8, or H x W for one channel."""
     a = image.detach().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
     if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
         a = a.transpose(1, 2, 0)
     if a.ndim == 3 and a.shape[-1] == 1:
-        a = np.repeat(a, 3, axis=-1)
+        a = a[..., 0]
     return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def png_bytes(array):
-    """An H x W x 3 (or H x W) uint8 array as PNG bytes."""
+    """An H x W x 3 (or H x W: grey, mode L) uint8 array as PNG bytes."""
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def save_png(path, image):
-    """Write one image, 3 x H x W (or H x W x 3) in [0, 1], as a PNG file."""
-    atomic_write(path, png_bytes(to_uint8(image)))
+    """Write one image, C x H x W (or H x W x C) in [0, 1], as a PNG file: RGB for 3 channels,
+    grey (mode L) for 1."""
+    atomic_write(path, png_bytes(png_pixels(image)))
 
 
 def grid(images, columns=None, pad=2, min_tile=96):
-    """N x 3 x H x W in [0, 1] -> one H x W x 3 uint8 mosaic; small tiles are enlarged (nearest)."""
-    tiles = [to_uint8(im) for im in images]
+    """N x C x H x W in [0, 1] -> one uint8 mosaic, H x W x 3 (H x W when every image is grey);
+    small tiles are enlarged (nearest)."""
+    tiles = [png_pixels(im) for im in images]
+    if any(t.ndim == 3 for t in tiles):
+        tiles = [np.repeat(t[..., None], 3, axis=-1) if t.ndim == 2 else t for t in tiles]
     n = len(tiles)
     columns = columns or int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / columns))
     h, w = tiles[0].shape[:2]
     k = max(1, int(math.ceil(min_tile / max(h, w))))
     h, w = h * k, w * k
-    out = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 255, np.uint8)
+    depth = tiles[0].shape[2:]
+    out = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, *depth), 255, np.uint8)
     for i, t in enumerate(tiles):
         r, c = divmod(i, columns)
-        t = np.kron(t, np.ones((k, k, 1), np.uint8)) if k > 1 else t
+        t = np.kron(t, np.ones((k, k, *[1] * len(depth)), np.uint8)) if k > 1 else t
         out[
             pad + r * (h + pad) : pad + r * (h + pad) + h,
             pad + c * (w + pad) : pad + c * (w + pad) + w,
@@ -58,7 +69,7 @@ def grid(images, columns=None, pad=2, min_tile=96):
 
 
 def save_grid(path, images, columns=None):
-    """Write N x 3 x H x W images in [0, 1] as one PNG mosaic (``grid``)."""
+    """Write N x C x H x W images in [0, 1] as one PNG mosaic (``grid``)."""
     atomic_write(path, png_bytes(grid(images, columns)))
 
 
@@ -68,9 +79,9 @@ def save_grid(path, images, columns=None):
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 
-def load_folder(path, size, limit=None):
+def load_folder(path, size, limit=None, channels=3):
     """Every image file in a folder (sorted by name), centre-cropped to size x size:
-    N x 3 x S x S.
+    N x C x S x S (grey for ``channels=1``).
     """
     if not os.path.isdir(path):
         raise PreimageError(f"image folder {path!r} does not exist")
@@ -78,10 +89,11 @@ def load_folder(path, size, limit=None):
     if not files:
         raise PreimageError(f"image folder {path!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     files = files[:limit] if limit else files
-    return torch.cat([load_image(os.path.join(path, f), size) for f in files]), files
+    images = [load_image(os.path.join(path, f), size, channels) for f in files]
+    return torch.cat(images), files
 
 
-def load_image_arg(spec, size):
+def load_image_arg(spec, size, channels=3):
     """--image: a file, or sample:NAME for one of scikit-image's photographs."""
     if spec.startswith("sample:"):
         name = spec[len("sample:") :]
@@ -89,8 +101,8 @@ def load_image_arg(spec, size):
             raise PreimageError(
                 f"unknown sample image {name!r}; valid: {suggest(name, SAMPLE_IMAGES)}"
             )
-        return sample_images(size, [name])
-    return load_image(spec, size)
+        return sample_images(size, [name], channels)
+    return load_image(spec, size, channels)
 
 
 MAX_PIXELS = 100_000_000  # larger images are refused, as decompression bombs may be
@@ -138,9 +150,10 @@ def read_rgb(path):
         raise PreimageError(f"cannot read image {path!r}: {e}") from None
 
 
-def load_image(path, size=None):
-    """An image file -> 1 x 3 x H x W in [0, 1], centre-cropped to size x size if given."""
+def load_image(path, size=None, channels=3):
+    """An image file -> 1 x C x H x W in [0, 1] (grey for ``channels=1``), centre-cropped to
+    size x size if given."""
     array = read_rgb(path)
     if size:
         array = centre_crop(array, int(size))
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 255.0
+    return as_batch([array], channels)

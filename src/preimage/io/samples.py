@@ -1,6 +1,8 @@
 """scikit-image's sample photographs: the one loader of the natural images every method uses.
 
-The grey ones are expanded to RGB; a photograph missing from an install is skipped.
+The grey ones are expanded to RGB; a photograph missing from an install is skipped. For a model
+of one grey channel the loaders take ``channels=1``: every photograph (and image file) is then
+turned grey by ITU-R 601 luma, Pillow's ``convert("L")``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import functools
 import numpy as np
 import torch
 from PIL import Image
+
+from ..errors import PreimageError
 
 SAMPLE_IMAGES = (
     "astronaut",
@@ -72,20 +76,34 @@ def centre_crop(array, size):
     return np.asarray(im.resize((size, size), Image.BICUBIC))
 
 
-def as_batch(arrays):
-    """[H x W x 3 uint8] -> N x 3 x H x W float in [0, 1]."""
+def in_channels(array, channels):
+    """H x W x 3 uint8 -> H x W x ``channels``: itself for 3, its ITU-R 601 luma for 1 (Pillow's
+    ``convert("L")``, as grey stimuli are commonly made from photographs)."""
+    if channels == 3:
+        return array
+    if channels == 1:
+        return np.asarray(Image.fromarray(np.ascontiguousarray(array)).convert("L"))[..., None]
+    raise PreimageError(
+        f"natural images are RGB (3 channels) or grey (1); a model of {channels} input channels"
+        " has none"
+    )
+
+
+def as_batch(arrays, channels=3):
+    """[H x W x 3 uint8] -> N x channels x H x W float in [0, 1] (``in_channels``)."""
+    arrays = [in_channels(a, channels) for a in arrays]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def sample_images(size, names=None):
-    """The sample photographs, centre-cropped to size x size: N x 3 x S x S in [0, 1]."""
-    return as_batch([centre_crop(a, size) for _, a in sample_arrays(names)])
+def sample_images(size, names=None, channels=3):
+    """The sample photographs, centre-cropped to size x size: N x C x S x S in [0, 1]."""
+    return as_batch([centre_crop(a, size) for _, a in sample_arrays(names)], channels)
 
 
-def natural_crops(size, per_side=3, scales=(1.0, 0.6), names=None):
+def natural_crops(size, per_side=3, scales=(1.0, 0.6), names=None, channels=3):
     """Many natural patches: a grid of per_side x per_side crops at each scale of each photograph.
 
-    Deterministic, so statistics over them are reproducible. N x 3 x S x S in [0, 1].
+    Deterministic, so statistics over them are reproducible. N x C x S x S in [0, 1].
     """
     out = []
     for _, array in sample_arrays(names):
@@ -100,4 +118,4 @@ def natural_crops(size, per_side=3, scales=(1.0, 0.6), names=None):
                     out.append(
                         np.asarray(Image.fromarray(crop).resize((size, size), Image.BICUBIC))
                     )
-    return as_batch(out)
+    return as_batch(out, channels)

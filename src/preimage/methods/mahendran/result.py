@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ...io.files import save_npz, write_metrics
-from ...io.images import png_bytes, save_grid, to_uint8
+from ...io.images import png_bytes, png_pixels, save_grid
 from ..base import Result
 from ..common import image_files
 
@@ -53,11 +53,11 @@ class PreimageResult(Result):
         return lines + ([self.headline] if self.headline else [])
 
     def _write_image(self, path, image):
-        array = to_uint8(image)
+        array = png_pixels(image)
         if self.box is not None:
             im = Image.fromarray(array)
             top, bottom, left, right = self.box
-            outline = (255, 255, 255)
+            outline = 255 if array.ndim == 2 else (255, 255, 255)
             ImageDraw.Draw(im).rectangle([left, top, right - 1, bottom - 1], outline=outline)
             array = np.asarray(im)
         from ...io.files import atomic_write
