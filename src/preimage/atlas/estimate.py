@@ -13,7 +13,7 @@ def seconds_per_image_step(model, layer, size, batch=2, repeats=2):
     """
     import torch
 
-    x = torch.rand(batch, 3, size, size, device=model.device, requires_grad=True)
+    x = torch.rand(batch, model.channels, size, size, device=model.device, requires_grad=True)
 
     def once():
         a = model.activations(x, [layer])[layer]

@@ -86,6 +86,7 @@ def finzi_render(model, objective, settings, n, size, desc, labels=None, progres
         decorrelate=settings.decorrelate,
         generator=generator,
         device=model.device,
+        channels=model.channels,
     )
     return render(
         model,
@@ -139,6 +140,11 @@ def prior_term(model, settings, default_weight):
         return None, 0.0, None
     from ..priors import load_prior
 
+    if model.channels != 3:  # the PixelCNN++ models RGB patches
+        raise PreimageError(
+            f"bad --prior {settings.prior!r}: the prior is of RGB images and model {model.name}"
+            f" takes {model.channels} channel(s); leave the prior out"
+        )
     weight = default_weight if settings.prior_weight is None else settings.prior_weight
     prior = load_prior(settings.prior, model.device).to(model.device)
     return prior, weight, {**prior.describe(), "weight": weight}

@@ -155,7 +155,7 @@ def run(model, settings, *, progress=True, load=None):
             log_p = prior(result.images.to(model.device)).tolist()
         extra["prior"] = {**prior_record, "log_prior": log_p}
     if s.compare_natural:
-        natural = element_values(model, elements, natural_crops(size))
+        natural = element_values(model, elements, natural_crops(size, channels=model.channels))
         p99 = torch.quantile(natural, 0.99, dim=0)
         extra.update(
             natural_images=int(natural.shape[0]),

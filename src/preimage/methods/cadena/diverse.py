@@ -167,7 +167,7 @@ def sweep_setup(model, layer, settings):
     if s.images:
         from ...io.images import load_folder
 
-        natural = load_folder(s.images, model.input_size)[0]
+        natural = load_folder(s.images, model.input_size, channels=model.channels)[0]
     norm = 0.5 * natural_patch_norm(model, size, natural)
     threshold = model.diversity_threshold if s.threshold is None else float(s.threshold)
     return Sweep(
@@ -258,6 +258,7 @@ def _param(model, setup, total, groups):
         decay=0.5,
         offset=model.display_mean(),
         device=model.device,
+        channels=model.channels,
     )
     generator = torch.Generator().manual_seed(int(setup.seed))
     first = ImageParam(setup.n, setup.size, generator=generator, **kind)

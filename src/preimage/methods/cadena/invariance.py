@@ -121,6 +121,7 @@ def textures(
         offset=model.display_mean(),
         generator=torch.Generator().manual_seed(int(seed)),
         device=model.device,
+        channels=model.channels,
     )
     per_view = O.unit(layer, [c for c in channels for _ in range(k)])
     result = render(

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from ...errors import PreimageError
-from ...io.samples import sample_arrays
+from ...io.samples import in_channels, sample_arrays
 
 LAMBDAS = (0.0,) + tuple(round(0.02 * 2**k, 6) for k in range(11))  # 0, 0.02, 0.04, ..., 20.48
 PIXELS = "pixels"
@@ -56,20 +56,17 @@ def natural_patch_norm(model, size, images=None, patches_per_image=32, seed=0):
     centred units).
 
     Patches are cut at random positions from the sample photographs (or the
-    given N x 3 x H x W images) resized to the model's input size.
+    given N x C x H x W images) resized to the model's input size; grey for a one-channel model.
     """
     if images is None:
         arrays = []
         for _, a in sample_arrays():
             h, w = a.shape[:2]
             s = model.input_size / min(h, w)
-            arrays.append(
-                np.asarray(
-                    Image.fromarray(a).resize(
-                        (max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC
-                    )
-                )
+            resized = Image.fromarray(a).resize(
+                (max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC
             )
+            arrays.append(in_channels(np.asarray(resized), model.channels))
         images = [torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255 for a in arrays]
     else:
         images = list(images)

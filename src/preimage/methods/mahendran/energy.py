@@ -165,7 +165,7 @@ class Preset:
         return float(self.canvas * self.canvas)
 
     def param(self, model, n, generator):
-        sigma = self.energy.init_norm * self.energy.B / math.sqrt(3)
+        sigma = self.energy.init_norm * self.energy.B / math.sqrt(model.channels)
         return ImageParam(
             n,
             self.canvas,
@@ -177,6 +177,7 @@ class Preset:
             init_std=sigma,
             generator=generator,
             device=model.device,
+            channels=model.channels,
         )
 
     def window(self, images):

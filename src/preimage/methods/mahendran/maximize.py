@@ -149,7 +149,11 @@ def run(model, settings, *, progress=True, load=None):
     layer = elements[0].layer
     position = (elements[0].y, elements[0].x) if elements[0].y is not None else None
     size = int(s.size or unit_image_size(model, layer))
-    natural = load_folder(s.images, size)[0] if s.images else natural_crops(size)
+    channels = model.channels
+    if s.images:
+        natural = load_folder(s.images, size, channels=channels)[0]
+    else:
+        natural = natural_crops(size, channels=channels)
     result = maximize(
         model,
         layer,

@@ -244,13 +244,13 @@ def _columns(models, settings, size):
     return columns
 
 
-def _images(settings, size):
+def _images(settings, size, channels):
     from ...io.images import load_folder
     from ...io.samples import SAMPLE_IMAGES, sample_images
 
     if settings.images:
-        return load_folder(settings.images, size, settings.limit)
-    images = sample_images(size)
+        return load_folder(settings.images, size, settings.limit, channels)
+    images = sample_images(size, channels=channels)
     images = images[: settings.limit] if settings.limit else images
     return images, [f"sample:{n}" for n in SAMPLE_IMAGES][: images.shape[0]]
 
@@ -298,7 +298,13 @@ def run(models, settings, *, progress=True, load=None):
         Cs = sorted({float(c) for c in hinted})
     else:
         Cs = [1.0, 20.0, 100.0, 300.0]
-    images, files = _images(s, size)
+    channels = {m.channels for m in models}
+    if len(channels) > 1:
+        raise PreimageError(
+            f"models of {' and '.join(map(str, sorted(channels)))} input channels see different"
+            " images; give models of one kind at a time"
+        )
+    images, files = _images(s, size, channels.pop())
     if "measured" in (s.B, s.V) and len({(m.mean, m.input_range) for m in models}) > 1:
         raise PreimageError(
             "bad --B/--V 'measured' with models whose preprocessing differs; give numbers, or one"
