@@ -58,6 +58,8 @@ def test_wrap_model_checks_one_mean_and_std_per_channel():
     assert model.channels == 1 and model.mean == (0.0,) and model.std == (1.0,)
     assert model.layers()[0].shape == (4, 17, 17)
     assert preimage.wrap_model(nn.Conv2d(3, 4, 3)).channels == 3
+    rgb = preimage.wrap_model(nn.Conv2d(3, 4, 3), mean=(0.5,), std=(0.25,))  # one for all
+    assert rgb.mean == (0.5, 0.5, 0.5) and rgb.std == (0.25, 0.25, 0.25)
     grey = _grey_model(net)
     x = torch.rand(2, 1, 5, 5)
     assert torch.allclose(grey.normalize(x), (x * 255 - MEAN[0]) / STD[0], atol=1e-5)

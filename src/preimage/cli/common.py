@@ -42,10 +42,11 @@ def model_args(p, many=False):
     p.add_argument(
         "--layout",
         action="append",
-        default=[],
+        default=None,
         metavar="LAYER=FORM",
         help="a layer's layout where it cannot be detected: nchw, nhwc, flat, tokens, tokens:P"
-        " (P class/register tokens) or tokens:P:HxW; repeat for several layers",
+        " (P class/register tokens) or tokens:P:HxW; repeat for several layers (default: every"
+        " layer's detected layout)",
     )
 
 

@@ -73,8 +73,11 @@ class VisionModel:
             self.module.to(memory_format=torch.channels_last)
         self.mean = tuple(float(v) for v in self.mean)
         self.std = tuple(float(v) for v in self.std)
-        self.input_range = tuple(float(v) for v in self.input_range)
         self.channels = int(self.channels)
+        # one value stands for every channel, as it always did for an RGB model
+        self.mean = self.mean * self.channels if len(self.mean) == 1 else self.mean
+        self.std = self.std * self.channels if len(self.std) == 1 else self.std
+        self.input_range = tuple(float(v) for v in self.input_range)
         if self.channels < 1 or not len(self.mean) == len(self.std) == self.channels:
             raise PreimageError(
                 f"model {self.name}: {len(self.mean)} means and {len(self.std)} stds for"

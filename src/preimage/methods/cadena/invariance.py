@@ -72,11 +72,21 @@ class InvarianceSettings(Settings):
         self.lambdas = [float(v) for v in self.lambdas]
 
 
+MAX_POSITIONS = 64  # crop positions per axis: stride 1 for receptive fields up to 63 px
+
+
 def all_crops_activation(model, layer, textures, channels, size, chunk=256):
-    """The mean activation of each unit over every windowed crop (stride 1) of its texture."""
+    """The mean activation of each unit over every windowed crop of its texture: at stride 1, or
+    at the smallest stride that keeps MAX_POSITIONS positions per axis (a ViT's 224 px unit would
+    otherwise take 225² crops, each a forward pass at 224 px)."""
     views = WindowedCrops(size)
     n, _, h, w = textures.shape
-    ys, xs = torch.meshgrid(torch.arange(h - size + 1), torch.arange(w - size + 1), indexing="ij")
+
+    def positions(extent):
+        stride = -(-(extent - size + 1) // MAX_POSITIONS)
+        return torch.arange(0, extent - size + 1, stride)
+
+    ys, xs = torch.meshgrid(positions(h), positions(w), indexing="ij")
     ys, xs = ys.reshape(-1), xs.reshape(-1)
     out = []
     with torch.no_grad():
