@@ -307,3 +307,25 @@ def test_the_fast_copy_reads_what_the_model_computes(build):
     plain = model.activations(x, layers)
     for layer in layers:
         assert torch.allclose(fast[layer], plain[layer], rtol=1e-4, atol=1e-5), layer
+
+
+def test_photographs_are_resized_as_the_model_was_trained(tmp_path):
+    """A timm model's interpolation (its pretrained configuration) resizes the photograph an
+    inversion starts from; the default stays bicubic."""
+    import numpy as np
+    from PIL import Image
+
+    from preimage.io.samples import sample_arrays
+
+    [(_, array)] = sample_arrays(["astronaut"])
+    s = min(array.shape[:2])
+    square = Image.fromarray(np.ascontiguousarray(array[:s, :s]))
+    model = _tv_convnext()
+    for interpolation, pil in (("bicubic", Image.BICUBIC), ("bilinear", Image.BILINEAR)):
+        model.interpolation = interpolation
+        result = preimage.run(
+            "invert", model, layer="features.1", image="sample:astronaut", steps=1, progress=False
+        )
+        source = np.asarray(square.resize((32, 32), pil)).astype(np.float32) / 255
+        got = result.originals[0].permute(1, 2, 0).numpy()
+        assert np.allclose(got, source, atol=1e-6), interpolation

@@ -79,7 +79,7 @@ def save_grid(path, images, columns=None):
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 
-def load_folder(path, size, limit=None, channels=3):
+def load_folder(path, size, limit=None, channels=3, resample="bicubic"):
     """Every image file in a folder (sorted by name), centre-cropped to size x size:
     N x C x S x S (grey for ``channels=1``).
     """
@@ -89,11 +89,11 @@ def load_folder(path, size, limit=None, channels=3):
     if not files:
         raise PreimageError(f"image folder {path!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     files = files[:limit] if limit else files
-    images = [load_image(os.path.join(path, f), size, channels) for f in files]
+    images = [load_image(os.path.join(path, f), size, channels, resample) for f in files]
     return torch.cat(images), files
 
 
-def load_image_arg(spec, size, channels=3):
+def load_image_arg(spec, size, channels=3, resample="bicubic"):
     """--image: a file, or sample:NAME for one of scikit-image's photographs."""
     if spec.startswith("sample:"):
         name = spec[len("sample:") :]
@@ -101,8 +101,8 @@ def load_image_arg(spec, size, channels=3):
             raise PreimageError(
                 f"unknown sample image {name!r}; valid: {suggest(name, SAMPLE_IMAGES)}"
             )
-        return sample_images(size, [name], channels)
-    return load_image(spec, size, channels)
+        return sample_images(size, [name], channels, resample)
+    return load_image(spec, size, channels, resample)
 
 
 MAX_PIXELS = 100_000_000  # larger images are refused, as decompression bombs may be
@@ -150,10 +150,10 @@ def read_rgb(path):
         raise PreimageError(f"cannot read image {path!r}: {e}") from None
 
 
-def load_image(path, size=None, channels=3):
+def load_image(path, size=None, channels=3, resample="bicubic"):
     """An image file -> 1 x C x H x W in [0, 1] (grey for ``channels=1``), centre-cropped to
     size x size if given."""
     array = read_rgb(path)
     if size:
-        array = centre_crop(array, int(size))
+        array = centre_crop(array, int(size), resample)
     return as_batch([array], channels)

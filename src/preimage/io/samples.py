@@ -67,13 +67,19 @@ def sample_arrays(names=None):
     return out
 
 
-def centre_crop(array, size):
-    """H x W x 3 uint8 -> size x size x 3, the largest centred square resized with Pillow."""
+RESAMPLING = {"nearest": 0, "bilinear": 2, "bicubic": 3, "lanczos": 1, "box": 4, "hamming": 5}
+
+
+def centre_crop(array, size, resample="bicubic"):
+    """H x W x 3 uint8 -> size x size x 3, the largest centred square resized with Pillow.
+
+    resample: how (a model's ``interpolation``: bicubic, bilinear, ...); Pillow's numbering.
+    """
     h, w = array.shape[:2]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
     im = Image.fromarray(np.ascontiguousarray(array[top : top + s, left : left + s]))
-    return np.asarray(im.resize((size, size), Image.BICUBIC))
+    return np.asarray(im.resize((size, size), RESAMPLING.get(resample, Image.BICUBIC)))
 
 
 def in_channels(array, channels):
@@ -95,9 +101,10 @@ def as_batch(arrays, channels=3):
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def sample_images(size, names=None, channels=3):
+def sample_images(size, names=None, channels=3, resample="bicubic"):
     """The sample photographs, centre-cropped to size x size: N x C x S x S in [0, 1]."""
-    return as_batch([centre_crop(a, size) for _, a in sample_arrays(names)], channels)
+    arrays = [centre_crop(a, size, resample) for _, a in sample_arrays(names)]
+    return as_batch(arrays, channels)
 
 
 def natural_crops(size, per_side=3, scales=(1.0, 0.6), names=None, channels=3):

@@ -117,7 +117,7 @@ def run(model, settings, *, progress=True, load=None):
 
     s = settings
     size = int(s.size or model.input_size)
-    image = load_image_arg(s.image, size, model.channels)
+    image = load_image_arg(s.image, size, model.channels, model.interpolation)
     for layer in s.layers():
         model.layer_info(layer, size)  # every layer checked before the first run
     energy = s.energy(model, image)

@@ -168,7 +168,7 @@ def run(model, settings, *, progress=True, load=None):
 
     s = settings
     size = int(s.size or model.input_size)
-    image = load_image_arg(s.image, size, model.channels)
+    image = load_image_arg(s.image, size, model.channels, model.interpolation)
     info = model.layer_info(s.layer, size)
     channels = None
     if s.mask_channels:

@@ -244,13 +244,13 @@ def _columns(models, settings, size):
     return columns
 
 
-def _images(settings, size, channels):
+def _images(settings, size, channels, resample):
     from ...io.images import load_folder
     from ...io.samples import SAMPLE_IMAGES, sample_images
 
     if settings.images:
-        return load_folder(settings.images, size, settings.limit, channels)
-    images = sample_images(size, channels=channels)
+        return load_folder(settings.images, size, settings.limit, channels, resample)
+    images = sample_images(size, channels=channels, resample=resample)
     images = images[: settings.limit] if settings.limit else images
     return images, [f"sample:{n}" for n in SAMPLE_IMAGES][: images.shape[0]]
 
@@ -304,7 +304,8 @@ def run(models, settings, *, progress=True, load=None):
             f"models of {' and '.join(map(str, sorted(channels)))} input channels see different"
             " images; give models of one kind at a time"
         )
-    images, files = _images(s, size, channels.pop())
+    # one set of photographs for every column: resized as the first model's training data was
+    images, files = _images(s, size, channels.pop(), models[0].interpolation)
     if "measured" in (s.B, s.V) and len({(m.mean, m.input_range) for m in models}) > 1:
         raise PreimageError(
             "bad --B/--V 'measured' with models whose preprocessing differs; give numbers, or one"
