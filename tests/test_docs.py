@@ -199,7 +199,7 @@ def test_the_front_pages_python_runs(path, tmp_path, monkeypatch):
 NOT_RUN = {
     ("docs/methods/visualize.md", 0): "the objective as a formula",
     ("docs/models.md", 2): "wraps the reader's own my_module",
-    ("docs/models.md", 3): "registers the reader's own build_my_module",
+    ("docs/models.md", 4): "registers the reader's own build_my_module",
 }
 SMALL = {"steps": 2, "size": 64, "repeats": 2}
 
