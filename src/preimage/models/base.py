@@ -87,9 +87,11 @@ class VisionModel:
     def __repr__(self):
         # the dataclass's own repr prints the whole module and every class name
         classes = f", {len(self.classes)} classes" if self.classes else ""
+        grey = f", {self.channels} channel{'s' * (self.channels > 1)}" if self.channels != 3 else ""
+        fixed = " (fixed)" if self.fixed_input_size else ""
         return (
             f"VisionModel({self.name!r}, weights {self.weights!r}, input {self.input_size} px"
-            f"{classes}, on {self.device}; model.layers(size) lists its layers)"
+            f"{fixed}{grey}{classes}, on {self.device}; model.layers(size) lists its layers)"
         )
 
     # -- device and preprocessing -------------------------------------------------
