@@ -134,3 +134,26 @@ def test_inner_product_is_eq_4():
     z = torch.tensor([2.0, 5.0])
     got = O.inner_product("L", w, Z=z)(_ctx({"L": a}))
     assert torch.allclose(got, (a * w).sum((1, 2, 3)) / z, rtol=1e-5)
+
+
+def test_a_unit_of_a_layer_without_positions_is_the_channel():
+    """On a flat layer (fc, a model's neurons) the centre unit is the channel itself, so the
+    commands that take the centre unit (diverse, invariance, maximize) work there too."""
+    from torch import nn
+
+    import preimage
+    from preimage.engine.targets import element_values, parse_target
+
+    net = nn.Sequential(nn.Conv2d(1, 4, 5), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 12 * 12, 3))
+    model = preimage.wrap_model(net, channels=1, input_size=16)
+    images = torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    elements = parse_target(model, "3:0-2", unit_mode=True)
+    with torch.no_grad():
+        expected = net(model.preprocess(images))
+    unit = O.unit("3", [0, 1, 2], batch=[0, 1, 2])
+    ctx = O.Context(model.activations(images[:3], ["3"]), images[:3], images[:3])
+    assert torch.allclose(unit(ctx), expected[:3].diagonal(), atol=1e-6)
+    assert torch.allclose(element_values(model, elements, images), expected, atol=1e-6)
+    result = preimage.run("diverse", model, target="3:0-1", n=2, lambdas=[0, 1], steps=3,
+                          progress=False)  # fmt: skip
+    assert result.sweeps[0].images.shape == (2, 2, 1, 16, 16)

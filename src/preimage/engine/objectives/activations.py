@@ -59,11 +59,16 @@ def channel(layer, channels, batch=None):
 
 
 def unit(layer, channels, y=None, x=None, batch=None):
-    """One unit: channel C at position (Y, X) of a layer. Without y/x, the centre unit."""
+    """One unit: channel C at position (Y, X) of a layer. Without y/x, the centre unit; on a layer
+    without positions (fc, a model's neurons), the channel itself."""
     cache = {}
 
     def values(ctx, idx):
         a = rows(ctx.activations[layer], idx)
+        if a.dim() == 2:
+            if y is not None:
+                raise PreimageError(f"layer {layer} has no positions; @{y},{x} does not apply")
+            return _pick(a, channels, idx, cache)
         h, w = a.shape[-2], a.shape[-1]
         yy = h // 2 if y is None else y
         xx = w // 2 if x is None else x
