@@ -114,3 +114,25 @@ def test_feve_is_one_for_the_signal_and_zero_for_the_mean():
     np.testing.assert_allclose(feve(p, y), [1 - (mse - noise) / (var - noise)])  # 0.7333
     assert np.isnan(feve(p, np.array([[[1.0], [3.0]], [[2.0], [6.0]]]))).all()  # noise > var
     assert np.isnan(feve(p, y[:, :1])).all()  # one repeat: no noise estimate
+
+
+def test_files_and_sizes_it_cannot_use_are_one_line(tmp_path):
+    np.save(tmp_path / "a.npy", IMAGES)
+    (tmp_path / "b.npz").write_bytes(b"not a zip")
+    for path in (tmp_path / "a.npy", tmp_path / "b.npz"):
+        with pytest.raises(PreimageError, match="cannot read --data") as e:
+            load_recording(path)
+        assert "\n" not in str(e.value)
+    with pytest.raises(PreimageError, match="too few images to fit"):
+        split(*check({"images": IMAGES[:2], "responses": RESPONSES[:2]})[:2])
+    with pytest.raises(PreimageError, match="floats in \\[0, 1\\]"):
+        check({"images": IMAGES.astype(np.float32), "responses": RESPONSES})
+
+
+def test_feve_leaves_out_only_what_lacks_repeats():
+    m, r, k = 200, 6, 3
+    signal = RNG.normal(size=(m, k))
+    trials = signal[:, None, :] + RNG.normal(size=(m, r, k))
+    trials[0, 1:, 2] = np.nan  # one image with a single repeat of one neuron
+    got = feve(signal, trials)
+    assert np.isfinite(got).all() and np.allclose(got, 1.0, atol=0.1)

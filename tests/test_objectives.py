@@ -157,3 +157,7 @@ def test_a_unit_of_a_layer_without_positions_is_the_channel():
     result = preimage.run("diverse", model, target="3:0-1", n=2, lambdas=[0, 1], steps=3,
                           progress=False)  # fmt: skip
     assert result.sweeps[0].images.shape == (2, 2, 1, 16, 16)
+    inv = preimage.run("invariance", model, target="3:0", n=2, lambdas=[0, 1], steps=2,
+                       progress=False)  # fmt: skip
+    sii = inv.units[0].shift_invariance_index
+    assert sii is not None and sii == sii  # computed (not NaN) on a layer without positions

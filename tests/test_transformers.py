@@ -329,3 +329,24 @@ def test_photographs_are_resized_as_the_model_was_trained(tmp_path):
         source = np.asarray(square.resize((32, 32), pil)).astype(np.float32) / 255
         got = result.originals[0].permute(1, 2, 0).numpy()
         assert np.allclose(got, source, atol=1e-6), interpolation
+
+
+def test_overrides_hold_at_other_sizes_and_a_bad_one_changes_nothing():
+    model = preimage.wrap_model(_Unknown(), input_size=32, layouts={"mix": "tokens:10:8x8"})
+    assert model.layer_info("mix").shape == (6, 8, 8)
+    assert model.layer_info("mix", 48).shape == (6, 12, 12)  # the grid of that size
+    with pytest.raises(preimage.PreimageError, match="unknown layer 'nosuch'"):
+        model.with_layouts({"nosuch": "nchw"})
+    assert "nosuch" not in model.layouts and model.layer_info("mix").shape == (6, 8, 8)
+
+
+def test_batch_folded_layers_have_no_layout_and_cls_is_refused_where_it_cannot_apply():
+    """Window attention folds windows into the batch: no per-image layout reads it. diverse
+    optimizes a centre unit, so it refuses @cls rather than reading a patch token instead."""
+    swin = _timm("swin_tiny_patch4_window7_224")
+    assert swin.layer_info("layers.0.blocks.0.attn.softmax").layout is None
+    with pytest.raises(preimage.PreimageError, match="cannot tell the layout"):
+        parse_target(swin, "layers.0.blocks.0.attn.softmax:1")
+    vit = _tv_vit()
+    with pytest.raises(preimage.PreimageError, match="takes channels of one layer"):
+        preimage.run("diverse", vit, target="encoder.layers.encoder_layer_0:3@cls", steps=1)

@@ -197,10 +197,11 @@ class VisionModel:
                 raise PreimageError(
                     f"model {self.name} cannot run on a {h}x{w} image{fixed}: {_first_line(e)}"
                 ) from None
-            self._tables[key] = self._overridden(table)
+            # the overrides are checked at the input size; at others a layer may not be computed
+            self._tables[key] = self._overridden(table, strict=(h, w) == (self.input_size,) * 2)
         return self._tables[key]
 
-    def _overridden(self, table):
+    def _overridden(self, table, strict=True):
         from .layout import Layout, parse_layout
 
         if not self.layouts:
@@ -211,7 +212,7 @@ class VisionModel:
                 layout if isinstance(layout, Layout) else parse_layout(layout, name)
             )
         known = {info.name for info in table}
-        for name in given:
+        for name in given if strict else ():
             if name not in known:
                 raise PreimageError(
                     f"layout given for unknown layer {name!r} of {self.name}; valid layers:"
@@ -222,9 +223,12 @@ class VisionModel:
             layout = given.get(info.name)
             if layout is not None:
                 raw = info.raw_shape or info.shape
-                if layout.kind == "tokens" and layout.grid is None:
+                if layout.kind == "tokens" and (layout.grid is None or not strict):
                     side = int(round((raw[0] - layout.prefix) ** 0.5)) if len(raw) == 2 else 0
                     layout = Layout("tokens", (side, side), layout.prefix)
+                if not layout.fits(raw) and not strict:
+                    out.append(info)  # another size's grid: the detected layout, if any
+                    continue
                 if not layout.fits(raw):
                     raise PreimageError(
                         f"layout {layout} does not fit layer {info.name} of {self.name}, whose"
@@ -237,10 +241,16 @@ class VisionModel:
     def with_layouts(self, layouts):
         """This model with the layouts of some layers given ({layer: Layout or text}), checked
         against its layer table at once."""
-        self.layouts = {**self.layouts, **layouts}
+        before = self.layouts
+        self.layouts = {**before, **layouts}
         self._tables.clear()
         self._layout_maps.clear()
-        self.layers()
+        try:
+            self.layers()
+        except PreimageError:
+            self.layouts = before  # a bad override leaves the model as it was
+            self._tables.clear()
+            raise
         return self
 
     def layout_at(self, address, size):

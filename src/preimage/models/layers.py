@@ -240,7 +240,8 @@ def trace_layers(module, inputs, aliases=None):
         address = path if calls[path] == 1 else f"{path}#{k}"
         geo = tracer.geometry(out)
         raw = tuple(out.shape[1:])
-        layout = detect(raw, geo, grids)
+        # a batch folded with windows or tokens (window attention): no layout reads it per image
+        layout = detect(raw, geo, grids) if out.shape[0] == inputs.shape[0] else None
         shape = layout.canonical_shape(raw) if layout is not None else raw
         if layout is not None and layout.kind in ("nchw", "nhwc"):
             grids.insert(0, tuple(shape[1:]))

@@ -61,6 +61,11 @@ def as_images(array, name):
     a = a.astype(np.float32)
     if not np.isfinite(a).all():
         raise PreimageError(f"bad {name}: it holds NaN or infinite values")
+    if a.min() < 0 or a.max() > 1:
+        raise PreimageError(
+            f"bad {name}: float values from {a.min():g} to {a.max():g}; give uint8 images, or"
+            " floats in [0, 1]"
+        )
     return a
 
 
@@ -114,11 +119,18 @@ def check(arrays):
 
 def load_recording(path, seed=0):
     """The .npz file at ``path`` as a Recording (the splits seeded by ``seed``)."""
+    import zipfile
+
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with loaded as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise PreimageError(f"cannot read --data {path!r}: {type(e).__name__}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise PreimageError(
+            f"cannot read --data {path!r} as an .npz of arrays ({type(e).__name__})"
+        ) from None
     return split(*check(arrays), seed=seed)
 
 
@@ -130,6 +142,10 @@ def split(images, responses, test_images=None, test_responses=None, seed=0):
         keep, held = _split(len(images), HELD_OUT, rng)
         test_images, test_responses = images[held], responses[held][:, None, :]
         images, responses = images[keep], responses[keep]
+    if len(images) < 2:
+        raise PreimageError(
+            f"too few images to fit: {len(images)} left for training and validation; give more"
+        )
     train, val = _split(len(images), HELD_OUT, rng)
     return Recording(
         images[train], responses[train], images[val], responses[val], test_images,

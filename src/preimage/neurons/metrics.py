@@ -3,6 +3,8 @@ explained (FEVE; Cadena et al. 2019), per neuron, on a repeated test set."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -35,16 +37,16 @@ def feve(predicted, responses):
 
     MSE: the mean squared error of the prediction over every trial; Var: the variance of every
     trial's response; σ²_noise: the mean over images of the variance across an image's repeats
-    (unbiased, ddof 1). NaN where no variance is explainable (σ²_noise >= Var) or with fewer than
-    two repeats.
+    (unbiased, ddof 1) over the images with at least two repeats of that neuron. NaN where no
+    variance is explainable (σ²_noise >= Var) or no image has two repeats.
     """
     err = (responses - predicted[:, None, :]) ** 2
     mse = np.nanmean(err.reshape(-1, err.shape[-1]), axis=0)
     total = np.nanvar(responses.reshape(-1, responses.shape[-1]), axis=0)
-    counts = np.isfinite(responses).sum(1)
-    if counts.min() < 2:
-        return np.full(responses.shape[-1], np.nan)
-    noise = np.nanmean(np.nanvar(responses, axis=1, ddof=1), axis=0)
-    explainable = total - noise
-    with np.errstate(invalid="ignore", divide="ignore"):
+    counts = np.isfinite(responses).sum(1)  # M x K
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # images of one repeat: left out below
+        spread = np.where(counts >= 2, np.nanvar(responses, axis=1, ddof=1), np.nan)
+        noise = np.nanmean(spread, axis=0)
+        explainable = total - noise
         return np.where(explainable > 0, 1 - (mse - noise) / explainable, np.nan)

@@ -68,13 +68,14 @@ def gabor(size, orientation, wavelength, phase, centre, sigma):
 def draw_population(cells, size, seed=0, complex_share=0.5):
     """K cells, the first round(K·complex_share) of them complex after a seeded shuffle.
 
-    Spatial frequency: 3 to 8 pixels per cycle (a patch of 40 px holds 5 to 13 cycles);
+    Spatial frequency: 3 to 8 pixels per cycle at 40 px, scaled with the size (a patch holds 5 to
+    13 cycles), and never below 2.5 pixels per cycle;
     envelope σ 0.35 to 0.6 cycles; position within a quarter of the patch of its middle."""
     rng = np.random.default_rng(seed)
     kinds = np.array(["complex"] * round(cells * complex_share) + ["simple"] * cells)[:cells]
     kinds = kinds[rng.permutation(cells)]
     orientation = rng.uniform(0, np.pi, cells)
-    wavelength = rng.uniform(3.0, 8.0, cells) * size / 40
+    wavelength = np.maximum(rng.uniform(3.0, 8.0, cells) * size / 40, 2.5)  # above Nyquist
     phase = rng.uniform(0, 2 * np.pi, cells)
     sigma = wavelength * rng.uniform(0.35, 0.6, cells)
     centre = rng.uniform(-size / 8, size / 8, (cells, 2))

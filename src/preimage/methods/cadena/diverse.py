@@ -122,7 +122,7 @@ def units_of(model, target, method="diverse"):
     """(layer, channels) of a target naming channels of one layer, by their centre units."""
     elements = parse_target(model, target, None, unit_mode=True)
     one_layer = len({e.layer for e in elements}) == 1
-    if not one_layer or any(e.kind not in ("channel", "unit", "cls") for e in elements):
+    if not one_layer or any(e.kind not in ("channel", "unit") for e in elements):
         raise PreimageError(
             f"bad --target {target!r}; {method} takes channels of one layer: LAYER:C, LAYER:A-B or"
             " LAYER:all"

@@ -98,8 +98,7 @@ def all_crops_activation(model, layer, textures, channels, size, chunk=256):
                     image, ys[None, start : start + chunk], xs[None, start : start + chunk]
                 )
                 a = model.activations_of_inputs(model.memory_format(crops), [layer])[layer]
-                hh, ww = a.shape[-2:]
-                total += float(a[:, channels[i], hh // 2, ww // 2].sum())
+                total += float(centre_unit(a, channels[i]).sum())
                 count += crops.shape[0]
             out.append(total / count)
     return torch.tensor(out)
@@ -168,8 +167,15 @@ def unit_activation(model, layer, images, channel):
     """
     with torch.no_grad():
         a = model.activations(images.to(model.device), [layer])[layer]
+    return centre_unit(a, channel).float().cpu()
+
+
+def centre_unit(a, channel):
+    """The centre unit of a channel of N x C x H x W activations; the channel of N x C ones."""
+    if a.dim() == 2:
+        return a[:, channel]
     h, w = a.shape[-2:]
-    return a[:, channel, h // 2, w // 2].float().cpu()
+    return a[:, channel, h // 2, w // 2]
 
 
 def indices(model, layer, sweeps, tex, norm, size):
