@@ -287,6 +287,8 @@ def test_timm_weights_from_a_file_and_from_the_download(tmp_path, monkeypatch):
     monkeypatch.setattr(timm, "create_model", offline)
     with pytest.raises(preimage.PreimageError, match="--weights random or --weights PATH"):
         preimage.load_model(name)
+    tagged = preimage.load_model("timm/resnet10t.c3_in1k", weights="random")  # NAME.TAG
+    assert tagged.module.pretrained_cfg.get("tag") == "c3_in1k"
     with pytest.raises(preimage.PreimageError, match="unknown timm model 'resnet10x'"):
         preimage.load_model("timm/resnet10x", weights="random")
 

@@ -28,8 +28,8 @@ def load_timm(name, weights, seed):
     """A timm model: ``weights`` 'imagenet' (timm's pretrained download; the default), 'random'
     (initialized from ``seed``) or a state-dict file (loaded with weights_only=True)."""
     timm = _timm()
-    arch = name[len(PREFIX) :]
-    if arch not in timm.list_models():
+    arch = name[len(PREFIX) :]  # NAME, or NAME.TAG for one of its pretrained variants
+    if arch.partition(".")[0] not in timm.list_models():
         raise PreimageError(
             f"unknown timm model {arch!r}; valid: {suggest(arch, timm.list_models())}"
             " (timm.list_models() lists them)"
