@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from browser import chromium, dump_dom
 from PIL import Image
 
 from preimage.atlas import Campaign, LocalExecutor, Settings, plan, run_campaign
@@ -401,41 +402,12 @@ def test_report_escapes_names(tmp_path):
     assert 'src="jobs/j/a%20b.png"' in pages[0]
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    # `make test` installs Chromium and sets this, so there the check cannot be skipped
-    if os.environ.get("PREIMAGE_REQUIRE_BROWSER"):
-        raise AssertionError("no Chromium on PATH, and PREIMAGE_REQUIRE_BROWSER is set")
-    pytest.skip("no Chromium (make test installs Debian's chromium)")
-
-
-def _dump(browser, page):
-    r = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            f"file://{page}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return r.stdout
-
-
 def test_report_loads_in_headless_chromium_with_every_image(killed_and_resumed, tmp_path):
     import re
 
     from preimage.atlas.report import write_report
 
-    browser = _chromium()
+    browser = chromium()
     folder, _, _ = killed_and_resumed
     index, counts = write_report(folder)
     assert counts == {"layers": 2, "unit_pages": 6, "jobs": {"done": 18}}
@@ -453,7 +425,7 @@ def test_report_loads_in_headless_chromium_with_every_image(killed_and_resumed, 
         ):
             assert f"<h2>{heading}" in text, (page, heading)
     for page in pages:
-        body = re.search(r"<body[^>]*>", _dump(browser, page))
+        body = re.search(r"<body[^>]*>", dump_dom(browser, page))
         assert body, page
         images = int(re.search(r'data-images="(\d+)"', body.group(0)).group(1))
         broken = int(re.search(r'data-broken-images="(\d+)"', body.group(0)).group(1))
@@ -486,7 +458,7 @@ def test_report_loads_in_headless_chromium_with_every_image(killed_and_resumed, 
     # a moved folder without jobs/ is reported by the page itself
     moved = tmp_path / "moved"
     shutil.copytree(folder, moved, ignore=shutil.ignore_patterns("jobs"))
-    body = re.search(r"<body[^>]*>", _dump(browser, moved / "index.html")).group(0)
+    body = re.search(r"<body[^>]*>", dump_dom(browser, moved / "index.html")).group(0)
     assert int(re.search(r'data-broken-images="(\d+)"', body).group(1)) > 0
 
 

@@ -14,6 +14,7 @@ import sys
 import zlib
 
 import pytest
+from browser import chromium, dump_dom
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src", "preimage")
@@ -134,37 +135,15 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    if os.environ.get("PREIMAGE_REQUIRE_BROWSER"):
-        raise AssertionError("no Chromium on PATH, and PREIMAGE_REQUIRE_BROWSER is set")
-    pytest.skip("no Chromium (make test installs Debian's chromium)")
-
-
 @pytest.mark.parametrize("page", ["index.html", "methods/diverse.html", "api.html"])
 def test_pages_load_every_image_and_script_in_chromium(site, page, tmp_path):
-    browser = _chromium()
+    browser = chromium()
     copy = tmp_path / "site"
     shutil.copytree(site, copy)
     path = copy / page
     text = path.read_text()
     path.write_text(text.replace("<head>", "<head>" + CHECK, 1))
-    dom = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            f"file://{path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom = dump_dom(browser, path)
     body = re.search(r"<body[^>]*>", dom)
     assert body, dom[-2000:]
     attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body.group(0)))
