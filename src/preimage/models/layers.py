@@ -161,11 +161,6 @@ class LayerInfo:
     def channels(self):
         return self.shape[0] if self.shape else 0
 
-    @property
-    def grid(self):
-        """(rows, columns) of positions, None for a layer without positions."""
-        return tuple(self.shape[1:]) if len(self.shape) == 3 else None
-
     def require_layout(self, model_name):
         """The layout, or one line naming the layer and how to give its layout."""
         if self.layout is None:

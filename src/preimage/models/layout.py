@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from ..errors import PreimageError
 
-KINDS = ("nchw", "nhwc", "tokens", "flat")
 OVERRIDE_FORMS = "nchw, nhwc, flat, tokens, tokens:P (P prefix tokens) or tokens:P:HxW"
 
 
