@@ -258,10 +258,10 @@ def test_first_contact(capsys):
         ("--tv", "0.0"),
         ("--tv-beta", "1.0"),
         ("--optimizer", "adam"),
-        ("--transforms", "finzi"),
         ("--seed", "0"),
     ):
         assert f"{flag} " in text and f"(default: {default})" in text, flag
+    assert "(default: finzi; none for a model of recorded neurons)" in text
 
 
 def test_every_option_of_every_command_says_what_it_is_and_its_default():

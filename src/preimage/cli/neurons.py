@@ -1,27 +1,49 @@
-"""`preimage neurons simulate`: a simulated V1 recording with known ground truth, as an .npz."""
+"""`preimage neurons simulate|fit`: a simulated V1 recording, or a model fitted to a recording."""
 
 from __future__ import annotations
 
 import os
+import sys
 
 from ..errors import PreimageError
-from ..neurons.settings import SimulateSettings
+from ..neurons.settings import FitSettings, SimulateSettings
 from .args import add_settings, settings_from
 
-HELP = "recorded neurons: simulate a V1 population's responses to natural patches"
+HELP = "recorded neurons: simulate a V1 recording, or fit a model of a recording's responses"
 
 
 def add(sub):
-    """The `preimage neurons` subcommand: the action, the simulation's settings, --out."""
+    """The `preimage neurons` subcommand and its two actions, each with its own flags."""
     p = sub.add_parser("neurons", help=HELP, description=HELP)
-    p.add_argument("action", choices=("simulate",), help="simulate a recording")
-    add_settings(p, SimulateSettings)
-    p.add_argument("--out", required=True, help="the .npz file to write")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    p.set_defaults(run=run)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
+    actions.required = True
+    s = actions.add_parser(
+        "simulate", help="simulate a V1 population's responses to natural patches"
+    )
+    add_settings(s, SimulateSettings)
+    s.add_argument("--out", required=True, help="the .npz file to write")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.set_defaults(run=simulate)
+    f = actions.add_parser(
+        "fit", help="fit a core and readouts to a recording; --out gets model.pt and metrics"
+    )
+    f.add_argument(
+        "--data", required=True,
+        help="an .npz with images (N x H x W[ x 3]) and responses (N x K), optionally"
+        " test_images and test_responses (M x R x K)",
+    )  # fmt: skip
+    add_settings(f, FitSettings)
+    f.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.add_argument("--out", required=True, help="output folder, written whole once the fit is done")
+    f.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the run --out holds (by default a folder holding files is refused)",
+    )  # fmt: skip
+    f.set_defaults(run=fit)
 
 
-def run(args):
+def simulate(args):
     """Write the simulated recording to --out (whole or not at all) and say what it holds."""
     from ..io.files import save_npz
     from ..neurons import simulate
@@ -42,3 +64,21 @@ def run(args):
         f" {s.test_images} test images x {s.repeats} repeats; mean response"
         f" {float(data['responses'].mean()):.3f} spikes per image"
     )
+
+
+def fit(args):
+    """Fit the model, then write --out whole: model.pt, metrics.json and the figures."""
+    from ..io.rundir import RunFolder
+    from ..neurons import fit, load_recording
+    from .common import check_device
+
+    s = settings_from(args, FitSettings)  # every check before any work
+    check_device(args.device)
+    if not os.path.isfile(args.data):
+        raise PreimageError(f"bad --data {args.data!r}: no such file; give an .npz of a recording")
+    recording = load_recording(args.data, seed=s.seed)
+    with RunFolder(args.out, args.overwrite) as folder:
+        fitted = fit(recording, s, device=args.device, progress=not args.quiet)
+        fitted.save(folder, argv=sys.argv[1:])
+    for line in fitted.summary(args.out):
+        print(line)

@@ -156,10 +156,11 @@ class NormalizedParam(nn.Module):
     so it vanishes at the optimum.
     """
 
-    def __init__(self, base, norm, model):
+    def __init__(self, base, norm, model, clip=None):
         super().__init__()
         self.base = base
         self.norm = float(norm)
+        self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
         self.n, self.h, self.w = base.n, base.h, base.w
         self.channels = getattr(base, "channels", 3)
         scale, shift = model.centering(torch.zeros(1, device=base.theta.device))
@@ -173,14 +174,17 @@ class NormalizedParam(nn.Module):
     def forward(self):
         centred = self.base() * self.scale + self.shift
         norms = centred.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        return (centred * (self.norm / norms) - self.shift) / self.scale
+        images = (centred * (self.norm / norms) - self.shift) / self.scale
+        # a pixel range (the data's) clips what the norm would push out of it
+        return images if self.clip is None else images.clamp(*self.clip)
 
     @torch.no_grad()
     def set_images(self, images):
         self.base.set_images(images)
 
     def describe(self):
-        return {**self.base.describe(), "fixed_norm": self.norm}
+        clip = {} if self.clip is None else {"clip": list(self.clip)}
+        return {**self.base.describe(), "fixed_norm": self.norm, **clip}
 
 
 # -- constraints: projections applied to the images after each optimizer step -----------------

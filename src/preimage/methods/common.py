@@ -19,7 +19,16 @@ from ..settings import IMAGE_SIZE, STEPS, Settings, at_least, positive, seed_che
 
 
 def _transforms(flag, value):
-    parse_transforms(value)  # a bad spec fails here, before any work
+    if value is not None:
+        parse_transforms(value)  # a bad spec fails here, before any work
+
+
+def transforms_of(model, settings):
+    """The transform list: the settings', else 'finzi', or 'none' for a model of neurons (an
+    MEI is as large as the data's images, where pad 12 and jitter 8 would move the neuron)."""
+    if settings.transforms is not None:
+        return settings.transforms
+    return "none" if model.image_norm is not None else "finzi"
 
 
 @dataclass
@@ -40,9 +49,10 @@ class RenderSettings(Settings):
         True, "optimize RGB directly instead of decorrelated colour", flag="--no-decorrelate"
     )
     transforms: str = setting(
-        "finzi",
+        None,
         "'none', 'finzi' (pad 12, jitter 8, scale .9-1.1, rotate ±10, jitter 4), or a list like"
-        " 'jitter:4,rotate:-5:5:1'",
+        " 'jitter:4,rotate:-5:5:1' (default: finzi; none for a model of recorded neurons)",
+        type=str,
         check=_transforms,
     )
     optimizer: str = setting("adam", "the optimizer", choices=OPTIMIZERS)
@@ -76,18 +86,11 @@ def finzi_render(model, objective, settings, n, size, desc, labels=None, progres
     """One batch of ``n`` images of side ``size`` optimized with the render settings."""
     from ..engine.render import render
 
-    transforms = parse_transforms(settings.transforms)
-    transforms.check((size, size), settings.transforms)  # before the first step
+    spec = transforms_of(model, settings)
+    transforms = parse_transforms(spec)
+    transforms.check((size, size), spec)  # before the first step
     generator = torch.Generator().manual_seed(int(settings.seed))
-    param = ImageParam(
-        n,
-        size,
-        basis=settings.param,
-        decorrelate=settings.decorrelate,
-        generator=generator,
-        device=model.device,
-        channels=model.channels,
-    )
+    param = render_param(model, settings, n, size, generator)
     return render(
         model,
         objective,
@@ -102,6 +105,25 @@ def finzi_render(model, objective, settings, n, size, desc, labels=None, progres
         desc=desc,
         labels=labels,
     )
+
+
+def render_param(model, settings, n, size, generator):
+    """Lucid's parameterization; for a model that fixes its images' norm (a model of neurons),
+    linear images at that norm, clipped to its pixel range (the MEI convention)."""
+    from ..engine.params import NormalizedParam
+
+    norm = getattr(settings, "norm", None) or model.image_norm
+    if norm is None:
+        return ImageParam(
+            n, size, basis=settings.param, decorrelate=settings.decorrelate,
+            generator=generator, device=model.device, channels=model.channels,
+        )  # fmt: skip
+    base = ImageParam(
+        n, size, basis=settings.param, decorrelate=False, output="linear", decay=0.5,
+        offset=model.display_mean(), generator=generator, device=model.device,
+        channels=model.channels,
+    )  # fmt: skip
+    return NormalizedParam(base, norm, model, clip=model.pixel_range)
 
 
 # -- the prior -------------------------------------------------------------------------------
@@ -194,3 +216,36 @@ def save_render_arrays(folder, render, **extra):
 def model_record(model):
     """The model's name and weights, for a configuration."""
     return {"model": model.name, "weights": model.weights}
+
+
+# -- a model of recorded neurons: how its images compare ------------------------------------
+
+
+def neuron_checks(model, elements, addresses, images, activations):
+    """For the channels of a layer with a reference (a model of neurons): each image's activation
+    relative to the neuron's best training image, and, where the model holds a member out of the
+    optimization, that member's response and its ratio too (Walker et al. 2019's in-silico
+    check). {} for other models."""
+    rows = [
+        (i, a, e.channel)
+        for i, (e, a) in enumerate(zip(elements, addresses))
+        if a in model.reference and e.kind in ("channel", "unit")
+    ]
+    if not rows:
+        return {}
+    out = {"relative_to_best_training": [None] * len(elements)}
+    for i, a, c in rows:
+        out["relative_to_best_training"][i] = float(activations[i]) / model.reference[a][c]
+    held = {a: model.held_out[a] for _, a, _ in rows if a in model.held_out}
+    if held:
+        with torch.no_grad():
+            acts = model.activations(images.to(model.device), sorted(set(held.values())))
+        out["held_out_activation"] = [None] * len(elements)
+        out["held_out_relative_to_best_training"] = [None] * len(elements)
+        for i, a, c in rows:
+            if a in held:
+                value = float(acts[held[a]][i, c])
+                out["held_out_activation"][i] = value
+                out["held_out_relative_to_best_training"][i] = value / model.reference[a][c]
+    out["data_scale"] = model.data_scale  # result.npz also holds the images in the data's units
+    return out

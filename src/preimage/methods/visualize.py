@@ -12,7 +12,7 @@ from ..engine.targets import build_objective, element_values, parse_targets
 from ..errors import PreimageError
 from ..io.files import write_metrics
 from ..io.samples import natural_crops
-from ..settings import setting
+from ..settings import positive, setting
 from .base import AtlasUse, Method, ReportUse, Result, Section, fmt
 from .common import (
     RenderSettings,
@@ -22,6 +22,7 @@ from .common import (
     image_files,
     image_name,
     model_record,
+    neuron_checks,
     prior_fields,
     save_render_arrays,
     with_prior,
@@ -46,6 +47,13 @@ class VisualizeSettings(RenderSettings):
     )
     compare_natural: bool = setting(
         False, "also report activation / 99th percentile over natural image patches"
+    )
+    norm: float = setting(
+        None,
+        "fix each image's L2 norm, in the network's input units (default: free; a model of"
+        " recorded neurons: its training images' mean norm)",
+        type=float,
+        check=positive,
     )
     prior: str = _prior
     prior_weight: float = _prior_weight
@@ -73,7 +81,10 @@ class VisualizeResult(Result):
         r = self.render
         os.makedirs(folder, exist_ok=True)
         names = image_files(folder, r.images, r.labels)
-        save_render_arrays(folder, r, labels=r.labels)
+        units = {}
+        if "data_scale" in self.extra:  # a model of neurons: the images as the data holds them
+            units["images_data_units"] = r.images * self.extra["data_scale"]
+        save_render_arrays(folder, r, labels=r.labels, **units)
         return write_metrics(
             folder,
             self.config,
@@ -120,6 +131,16 @@ class VisualizeResult(Result):
             f"steps {r.steps}, {r.seconds:.1f} s; mean activation"
             f" {float(r.activations.mean()):.4g}",
         ]
+        for key, name in (
+            ("relative_to_best_training", "response / best training image's"),
+            ("held_out_relative_to_best_training", "held-out member's response / its best"),
+        ):
+            values = sorted(v for v in self.extra.get(key, []) if v is not None)
+            if values:
+                lines.append(
+                    f"{name}: median {values[len(values) // 2]:.3g}, min {values[0]:.3g}"
+                    f" over {len(values)} neurons"
+                )
         if "ratio_to_natural_p99" in self.extra:
             ratios = self.extra["ratio_to_natural_p99"]
             lines.append(
@@ -165,6 +186,7 @@ def run(model, settings, *, progress=True, load=None):
     config = {"method": "visualize", **model_record(model), **s.as_dict(), "size": size}
     config["render"] = result.config
     addresses = [model.resolve_layer(e.layer) for e in elements]
+    extra.update(neuron_checks(model, elements, addresses, result.images, result.activations))
     return VisualizeResult(result, elements, addresses, config, extra)
 
 

@@ -34,6 +34,14 @@ class VisionModel:
     (``preimage.models.layout``). ``fixed_input_size``: the model runs only at ``input_size``
     (position embeddings), so the methods that would optimize an image the size of a unit's
     receptive field use the input size.
+
+    A model of recorded neurons says how its images are made and judged, as MEI studies do:
+    ``image_norm`` (the L2 norm every visualization keeps, in the network's input units; None:
+    each method's own), ``pixel_range`` (the display-space range the images are clipped to: the
+    data's), ``reference`` ({layer: one value per channel that activations are reported
+    relative to: each neuron's response to its best training image}), ``held_out`` ({layer: a
+    layer that scores the same channels with a model the images were not optimized for}) and
+    ``data_scale`` (the data's units per display unit: 255 for uint8 recordings).
     """
 
     module: nn.Module
@@ -52,6 +60,11 @@ class VisionModel:
     jitter: int | None = None
     layouts: dict = field(default_factory=dict)
     fixed_input_size: bool = False
+    image_norm: float | None = None
+    pixel_range: tuple | None = None
+    reference: dict = field(default_factory=dict)
+    held_out: dict = field(default_factory=dict)
+    data_scale: float = 1.0
     interpolation: str = "bicubic"  # how photographs are resized to the model's input
     channels_last: bool = True
     fuse: bool = True

@@ -28,6 +28,7 @@ ZOO = {
     "energy_complex_cell": ("v1_cells", "load_energy"),
     "hw_complex_cell": ("v1_cells", "load_hubel_wiesel"),
     "corner_cell": ("v1_cells", "load_corner"),
+    "neurons": ("neurons", "load_neurons"),
 }
 _LOADERS = {}  # models registered at run time
 _FAMILIES = []  # (names function, loader(name, weights, seed)) for models known by a library
@@ -165,6 +166,11 @@ def wrap_model(
         "jitter",
         "layouts",
         "fixed_input_size",
+        "image_norm",
+        "pixel_range",
+        "reference",
+        "held_out",
+        "data_scale",
     )
     unknown = sorted(set(hints) - set(known))
     if unknown:

@@ -29,6 +29,12 @@ class Recording:
     test_images: np.ndarray
     test_responses: np.ndarray  # M x R x K, NaN where a repeat is missing
     repeated: bool  # whether the test set came with the file (with repeats), or was held out
+    scale: float = 1.0  # the data's own units per unit of the [0, 1] images: 255 for uint8
+
+    def in_data_units(self, images):
+        """[0, 1] images back in the data's units (N x C x H x W -> N x H x W[ x 3])."""
+        a = np.asarray(images) * self.scale
+        return a[:, 0] if a.shape[1] == 1 else a.transpose(0, 2, 3, 1)
 
     @property
     def neurons(self):
@@ -131,7 +137,9 @@ def load_recording(path, seed=0):
         raise PreimageError(
             f"cannot read --data {path!r} as an .npz of arrays ({type(e).__name__})"
         ) from None
-    return split(*check(arrays), seed=seed)
+    recording = split(*check(arrays), seed=seed)
+    recording.scale = 255.0 if np.asarray(arrays["images"]).dtype == np.uint8 else 1.0
+    return recording
 
 
 def split(images, responses, test_images=None, test_responses=None, seed=0):

@@ -102,6 +102,13 @@ class DiverseSettings(Settings):
         "folder of natural images for the image norm (default: the sample photographs)",
         type=str,
     )
+    norm: float = setting(
+        None,
+        "fix each image's L2 norm, in the network's input units (default: half the natural"
+        " patches' norm; a model of recorded neurons: its training images' mean norm)",
+        type=float,
+        check=positive,
+    )
     baseline: str = setting(
         "none",
         "also run the same architecture with random weights and compare",
@@ -163,12 +170,14 @@ def sweep_setup(model, layer, settings):
         dist_layer = preceding_layer(model, layer)
     else:
         dist_layer = None if s.distance == PIXELS else model.resolve_layer(s.distance)
-    natural = None
-    if s.images:
-        from ...io.images import load_folder
+    norm = getattr(s, "norm", None) or model.image_norm
+    if norm is None:
+        natural = None
+        if s.images:
+            from ...io.images import load_folder
 
-        natural = load_folder(s.images, model.input_size, channels=model.channels)[0]
-    norm = 0.5 * natural_patch_norm(model, size, natural)
+            natural = load_folder(s.images, model.input_size, channels=model.channels)[0]
+        norm = 0.5 * natural_patch_norm(model, size, natural)
     threshold = model.diversity_threshold if s.threshold is None else float(s.threshold)
     return Sweep(
         layer,
@@ -266,7 +275,7 @@ def _param(model, setup, total, groups):
     base = ImageParam(total, setup.size, generator=torch.Generator().manual_seed(0), **kind)
     with torch.no_grad():
         base.theta.copy_(first.theta.detach().repeat(groups, *([1] * (first.theta.dim() - 1))))
-    return NormalizedParam(base, setup.norm, model)
+    return NormalizedParam(base, setup.norm, model, clip=model.pixel_range)
 
 
 def run(model, settings, *, progress=True, load=None):
