@@ -104,7 +104,10 @@ def tradeoff(sweeps, path, title=None):
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    # fixed margins: tight_layout draws the figure once more, and this one is drawn per unit
+    fig.subplots_adjust(
+        left=0.08, right=0.98, bottom=0.15, top=0.88 if title else 0.95, wspace=0.28
+    )
     save_figure(fig, path)
 
 
@@ -149,22 +152,26 @@ def sweep_grid(sweep, path):
 
     plt = pyplot()
     L, n = sweep.images.shape[:2]
-    fig, axes = plt.subplots(L, n, figsize=(1.1 * n + 1.4, 1.1 * L + 0.4), squeeze=False)
+    tiles = [to_uint8(sweep.images[r, c]) for r in range(L) for c in range(n)]  # H x W x 3
+    h, w, gap = tiles[0].shape[0], tiles[0].shape[1], 2
+    # one mosaic in one axes: a grid of L x n axes costs matplotlib seconds per unit
+    mosaic = np.full((L * (h + gap) - gap, n * (w + gap) - gap, 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, n)
+        mosaic[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
+    fig, ax = plt.subplots(figsize=(1.1 * n + 1.4, 1.1 * L + 0.4))
+    ax.imshow(mosaic, interpolation="nearest")
     acts = sweep.normalized_activation
-    for r in range(L):
-        for c in range(n):
-            ax = axes[r][c]
-            ax.imshow(to_uint8(sweep.images[r, c]), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        mark = "  ← chosen" if r == sweep.chosen else ""
-        axes[r][0].set_ylabel(
-            f"λ={sweep.lambdas[r]:g}\n{float(acts[r]):.2f}{mark}",
-            fontsize=7,
-            rotation=0,
-            ha="right",
-            va="center",
-        )
+    marks = ["  ← chosen" if r == sweep.chosen else "" for r in range(L)]
+    ax.set_yticks(
+        [r * (h + gap) + h / 2 for r in range(L)],
+        [f"λ={sweep.lambdas[r]:g}\n{float(acts[r]):.2f}{marks[r]}" for r in range(L)],
+        fontsize=7,
+    )
+    ax.set_xticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.tick_params(length=0)
     fig.suptitle(f"{sweep.layer}:{sweep.channel}  (λ, mean activation / λ=0)", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
