@@ -50,7 +50,7 @@ class VisualizeSettings(RenderSettings):
     )
     norm: float = setting(
         None,
-        "fix each image's L2 norm, in the network's input units (default: free; a model of"
+        "fix each image's L2 norm (channel means removed, input units) (default: free; a model of"
         " recorded neurons: its training images' mean norm)",
         type=float,
         check=positive,

@@ -36,7 +36,7 @@ class VisionModel:
     receptive field use the input size.
 
     A model of recorded neurons says how its images are made and judged, as MEI studies do:
-    ``image_norm`` (the L2 norm every visualization keeps, in the network's input units; None:
+    ``image_norm`` (the L2 norm every visualization keeps, in centred units, as ``centering``; None:
     each method's own), ``pixel_range`` (the display-space range the images are clipped to: the
     data's), ``reference`` ({layer: one value per channel that activations are reported
     relative to: each neuron's response to its best training image}), ``held_out`` ({layer: a

@@ -62,9 +62,10 @@ def configuration(recording, s):
         "core_size": int(s.core_size or 2 * max(recording.size)),
         "backbone_weights": s.backbone_weights,
     }
-    z = (images - config["zscore"][0]) / config["zscore"][1]
-    # MEI studies fix the image norm at the training images' own, as the network sees them
-    config["image_norm"] = float(np.linalg.norm(z.reshape(len(z), -1), axis=1).mean())
+    # MEI studies fix the image norm at the z-scored training images' mean norm; kept in the
+    # model's centred units (the image minus the data's mean, before division by its std)
+    centred = (images - config["zscore"][0]).reshape(len(images), -1)
+    config["image_norm"] = float(np.linalg.norm(centred, axis=1).mean())
     return config
 
 

@@ -104,7 +104,7 @@ class DiverseSettings(Settings):
     )
     norm: float = setting(
         None,
-        "fix each image's L2 norm, in the network's input units (default: half the natural"
+        "fix each image's L2 norm (channel means removed, input units) (default: half the natural"
         " patches' norm; a model of recorded neurons: its training images' mean norm)",
         type=float,
         check=positive,
