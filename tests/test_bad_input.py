@@ -270,8 +270,11 @@ def test_every_option_of_every_command_says_what_it_is_and_its_default():
     from preimage.cli import build_parser
 
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    for name, parser in commands.choices.items():
+    parsers = list(commands.choices.items())
+    for name, parser in parsers:
         for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):  # `neurons simulate|fit`
+                parsers += [(f"{name} {n}", p) for n, p in action.choices.items()]
             if isinstance(action, argparse._HelpAction):
                 continue
             where = f"{name} {action.option_strings or action.dest}"

@@ -15,7 +15,9 @@ HELP = "recorded neurons: simulate a V1 recording, or fit a model of a recording
 def add(sub):
     """The `preimage neurons` subcommand and its two actions, each with its own flags."""
     p = sub.add_parser("neurons", help=HELP, description=HELP)
-    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
+    actions = p.add_subparsers(
+        dest="action", metavar="ACTION", parser_class=type(p), help="simulate or fit"
+    )
     actions.required = True
     s = actions.add_parser(
         "simulate", help="simulate a V1 population's responses to natural patches"

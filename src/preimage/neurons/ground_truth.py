@@ -3,9 +3,10 @@
 
 A diverse batch of a complex cell covers the phases of its Gabor; a simple cell's does not. The
 phase of an image is read by projecting it on the cell's true quadrature pair (its Gabor at its
-phase, and 90° on): atan2(⟨x, f_90⟩, ⟨x, f_0⟩), 0 at the cell's own phase. The rule that calls a
-cell complex is fixed here, before any result: its diverse images at the chosen λ leave no gap in
-phase of 180° or more (they are not all on one side of the circle).
+phase, and 90° on): atan2(⟨x, f_90⟩, ⟨x, f_0⟩), the phase of the image's grating minus the
+cell's. The rule that calls a cell complex is fixed here, before any result: its diverse images
+at the chosen λ leave no gap in phase of 180° or more (they are not all on one side of the
+circle).
 """
 
 from __future__ import annotations

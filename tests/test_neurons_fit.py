@@ -1,0 +1,210 @@
+"""Fitting a model of neurons: readouts, cores and loss against hand computations, save and load,
+the ground-truth checks, and a small fit-then-visualize run from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from preimage.cli import main
+from preimage.errors import PreimageError
+from preimage.neurons import fit, load, simulate
+from preimage.neurons.cores import CNNCore, TaskCore
+from preimage.neurons.data import check, split
+from preimage.neurons.fit import correlation, poisson_loss
+from preimage.neurons.ground_truth import (
+    classify,
+    envelope,
+    envelope_cosine,
+    image_phases,
+    largest_gap,
+)
+from preimage.neurons.readouts import FactorizedReadout, GaussianReadout
+from preimage.neurons.settings import FitSettings
+from preimage.neurons.simulate import gabor
+
+
+def test_factorized_readout_is_mask_times_weights():
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(2, 3, 4, 5, generator=g)
+    r = FactorizedReadout(3, 4, 5, neurons=2).requires_grad_(False)
+    with torch.no_grad():
+        r.mask.copy_(torch.randn(2, 4, 5, generator=g))
+        r.weight.copy_(torch.randn(2, 3, generator=g))
+        r.bias.copy_(torch.tensor([0.5, -1.0]))
+    out = r(features)
+    for n in range(2):
+        for k in range(2):
+            hand = sum(
+                float(r.weight[k, c]) * float((r.mask[k] * features[n, c]).sum()) for c in range(3)
+            )
+            assert float(out[n, k]) == pytest.approx(hand + float(r.bias[k]), rel=1e-5)
+    assert float(r.sparsity()) == pytest.approx(
+        float((r.mask.abs().sum() + r.weight.abs().sum()) / 2)
+    )
+
+
+def test_gaussian_readout_reads_its_position_bilinearly():
+    features = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(1, 2, 3, 4)  # C=2, 3 x 4
+    r = GaussianReadout(2, 3, 4, neurons=2).eval()
+    with torch.no_grad():
+        r.mu.copy_(torch.tensor([[-1.0, 1.0], [-1.0 + 1 / 3, 0.0]]))  # (x, y) in [-1, 1]
+        r.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+        r.bias.zero_()
+    out = r(features)[0]
+    assert float(out[0]) == pytest.approx(float(features[0, 0, 2, 0]))  # bottom-left, channel 0
+    # x halfway between columns 0 and 1 of the middle row, channel 1
+    assert float(out[1]) == pytest.approx(float(features[0, 1, 1, :2].mean()))
+    r.train()
+    drawn = r.positions(1000)  # around μ while training, inside the map
+    assert float(drawn.std(0).mean()) > 0.1 and drawn.abs().max() <= 1
+
+
+def test_poisson_loss_is_the_negative_log_likelihood_and_least_at_the_counts():
+    from scipy.stats import poisson
+
+    counts = torch.tensor([[0.0, 1.0, 4.0], [2.0, 7.0, 3.0]])
+    rate = torch.tensor([[0.5, 1.5, 3.0], [2.0, 5.0, 3.5]], requires_grad=True)
+    log_factorial = torch.lgamma(counts + 1)
+    nll = -poisson.logpmf(counts.numpy(), rate.detach().numpy()).mean()
+    assert float(poisson_loss(rate, counts) + log_factorial.mean()) == pytest.approx(nll, rel=1e-5)
+    at_counts = counts.clamp_min(1e-3).clone().requires_grad_(True)
+    poisson_loss(at_counts, counts).backward()
+    assert float(at_counts.grad[counts > 0].abs().max()) < 1e-6
+
+
+def test_correlation_is_pearson_per_column():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(50, 3, generator=g), torch.randn(50, 3, generator=g)
+    b[:, 2] = 2 * a[:, 2] + 1
+    r = correlation(a, b)
+    assert float(r[0]) == pytest.approx(np.corrcoef(a[:, 0], b[:, 0])[0, 1], abs=1e-5)
+    assert float(r[2]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_cnn_core_smoothness_prefers_smooth_filters():
+    core = CNNCore(1, 4, (9, 3))
+    rough = float(core.smoothness())
+    y, x = torch.meshgrid(torch.arange(9.0) - 4, torch.arange(9.0) - 4, indexing="ij")
+    with torch.no_grad():
+        core.layers[0].weight.copy_(torch.exp(-(x**2 + y**2) / 8).expand(4, 1, 9, 9))
+    assert float(core.smoothness()) < rough / 10
+    assert core(torch.zeros(2, 1, 20, 20)).shape == (2, 4, 10, 10)  # 20 - 8 - 2, no padding
+
+
+def test_task_core_feeds_grey_as_three_equal_channels():
+    import preimage
+
+    backbone = preimage.load_model("efficientnet_lite0")
+    mean, std = 0.4, 0.2
+    core = TaskCore(backbone, "_blocks.1", 48, (mean, std))
+    grey = torch.rand(2, 1, 24, 24)
+    out = core((grey - mean) / std)
+    rgb = torch.nn.functional.interpolate(grey, size=(48, 48), mode="bilinear").expand(
+        -1, 3, -1, -1
+    )
+    expected = backbone.activations(rgb, ["_blocks.1"])["_blocks.1"]
+    assert torch.allclose(out, expected, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def recording():
+    data = simulate(cells=4, images=400, size=16, seed=4, test_images=30, repeats=4)
+    return data, split(*check(data), seed=0)
+
+
+def test_fit_predicts_and_saves_what_loads_back(recording, tmp_path):
+    data, rec = recording
+    fitted = fit(rec, FitSettings(epochs=8, ensemble=2, kernels=[7, 3]), progress=False)
+    m = fitted.metrics
+    assert len(m["test_correlation"]) == 4 and m["epochs"][0] <= 8
+    assert m["median_test_correlation"] > 0.3  # far above chance after eight epochs
+    assert "held_out_test_correlation" in m and "feve" in m
+    fitted.save(tmp_path)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["config"]["image_norm"] > 0 and record["history"][0][0][0] == 1
+    assert (tmp_path / "metrics.png").stat().st_size > 0
+    assert (tmp_path / "training.png").stat().st_size > 0
+    obj = torch.load(tmp_path / "model.pt", weights_only=True)  # nothing but tensors and text
+    assert obj["format"] == "preimage-neurons/1"
+    net, config = load(str(tmp_path / "model.pt"))
+    x = torch.randn(3, 1, 16, 16)
+    assert torch.allclose(net.eval()(x), fitted.net.eval()(x))
+    members = torch.stack([fitted.net.member(i, x) for i in (1,)]).mean(0)
+    assert torch.allclose(net(x), members)  # ``neurons`` leaves the first member out
+    with pytest.raises(PreimageError, match="not a fitted model of neurons"):
+        torch.save({"x": torch.zeros(1)}, tmp_path / "other.pt")
+        load(str(tmp_path / "other.pt"))
+
+
+def test_fit_is_seeded(recording):
+    _, rec = recording
+    s = FitSettings(epochs=2, kernels=[7, 3], seed=3)
+    a, b = fit(rec, s, progress=False), fit(rec, s, progress=False)
+    assert a.metrics["test_correlation"] == b.metrics["test_correlation"]
+
+
+def test_phases_gaps_and_the_rule():
+    size = 24
+    pair = np.stack([gabor(size, 0.3, 6.0, p, (0.0, 0.0), 3.0) for p in (0.0, np.pi / 2)])
+    shifted = [gabor(size, 0.3, 6.0, np.radians(d), (0.0, 0.0), 3.0) for d in (0, 90, 200)]
+    phases = image_phases(np.stack(shifted), pair)
+    assert np.allclose(phases, [0, 90, 200], atol=6)  # a Gabor's phase read off the pair
+    assert largest_gap([10.0]) == 360.0
+    assert largest_gap([0, 60, 120, 180, 240, 300]) == pytest.approx(60.0)
+    assert largest_gap([350, 10]) == pytest.approx(340.0)
+    assert classify(100.0) == "complex" and classify(200.0) == "simple"
+    mask = envelope(size, (0.0, 0.0), 3.0)
+    assert envelope_cosine(pair[0], pair[0], mask) == pytest.approx(1.0)
+    assert abs(envelope_cosine(pair[0], pair[1], mask)) < 0.2
+
+
+def test_fit_then_visualize_from_the_command_line(tmp_path, capsys):
+    sim, out = tmp_path / "sim.npz", tmp_path / "fit"
+    simulate_argv = ["neurons", "simulate", "--cells", "3", "--images", "300", "--size", "16",
+                     "--test-images", "20", "--repeats", "3", "--seed", "9",
+                     "--out", str(sim)]  # fmt: skip
+    assert main(simulate_argv) == 0
+    argv = ["neurons", "fit", "--data", str(sim), "--epochs", "10", "--kernels", "7,3",
+            "--ensemble", "2", "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "median test correlation" in capsys.readouterr().out
+    weights = str(out / "model.pt")
+    mei = tmp_path / "mei"
+    assert main(["visualize", "--model", "neurons", "--weights", weights, "--target",
+                 "neurons:all", "--steps", "60", "--quiet", "--out", str(mei)]) == 0  # fmt: skip
+    record = json.loads((mei / "metrics.json").read_text())
+    assert min(record["relative_to_best_training"]) > 1  # above every training image
+    assert len(record["held_out_activation"]) == 3
+    assert record["config"]["render"]["transforms"]["steps"] == []  # no jitter for an MEI
+    result = np.load(mei / "result.npz")
+    images, config = result["images"], json.loads((out / "metrics.json").read_text())["config"]
+    lo, hi = config["pixel_range"]
+    assert images.shape == (3, 1, 16, 16) and images.min() >= lo and images.max() <= hi
+    centred = (images - config["zscore"][0]).reshape(3, -1)
+    assert np.all(np.linalg.norm(centred, axis=1) <= config["image_norm"] * 1.001)
+    assert np.allclose(result["images_data_units"], images)  # float data: the same units
+    div = tmp_path / "div"
+    diverse_argv = ["diverse", "--model", "neurons", "--weights", weights, "--target",
+                    "neurons:all", "--steps", "20", "--n", "3", "--lambdas", "0,1", "--quiet",
+                    "--out", str(div)]  # fmt: skip
+    assert main(diverse_argv) == 0
+    record = json.loads((div / "metrics.json").read_text())
+    assert record["config"]["threshold"] == 0.85
+    assert record["config"]["norm"] == pytest.approx(config["image_norm"])
+
+
+def test_fit_refuses_bad_data_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, images=np.zeros((10, 8, 8)), responses=np.zeros((9, 2)))
+    assert main(["neurons", "fit", "--data", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "bad responses" in err
+    assert not (tmp_path / "o").exists()
+    assert main(["neurons", "fit", "--data", str(bad), "--core", "lite0", "--out", "o"]) == 2
+    assert "bad --core 'lite0'" in capsys.readouterr().err
+    assert main(["visualize", "--model", "neurons", "--target", "neurons:0", "--out", "o"]) == 2
+    assert "give the model.pt" in capsys.readouterr().err
