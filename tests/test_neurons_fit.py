@@ -162,7 +162,9 @@ def test_phases_gaps_and_the_rule():
     assert abs(envelope_cosine(pair[0], pair[1], mask)) < 0.2
 
 
-def test_fit_then_visualize_from_the_command_line(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def fitted_dir(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("neurons")
     sim, out = tmp_path / "sim.npz", tmp_path / "fit"
     simulate_argv = ["neurons", "simulate", "--cells", "3", "--images", "300", "--size", "16",
                      "--test-images", "20", "--repeats", "3", "--seed", "9",
@@ -171,7 +173,12 @@ def test_fit_then_visualize_from_the_command_line(tmp_path, capsys):
     argv = ["neurons", "fit", "--data", str(sim), "--epochs", "10", "--kernels", "7,3",
             "--ensemble", "2", "--quiet", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
-    assert "median test correlation" in capsys.readouterr().out
+    return out
+
+
+def test_fit_then_visualize_from_the_command_line(fitted_dir, tmp_path):
+    out = fitted_dir
+    assert (out / "metrics.json").exists()
     weights = str(out / "model.pt")
     mei = tmp_path / "mei"
     assert main(["visualize", "--model", "neurons", "--weights", weights, "--target",
@@ -208,3 +215,21 @@ def test_fit_refuses_bad_data_in_one_line(tmp_path, capsys):
     assert "bad --core 'lite0'" in capsys.readouterr().err
     assert main(["visualize", "--model", "neurons", "--target", "neurons:0", "--out", "o"]) == 2
     assert "give the model.pt" in capsys.readouterr().err
+
+
+def test_the_atlas_maps_a_population_and_ships_its_weights_to_workers(fitted_dir, tmp_path):
+    from preimage.atlas.catalog import Catalog
+    from preimage.atlas.jobs import run_job, weights_bytes
+
+    weights, folder = str(fitted_dir / "model.pt"), tmp_path / "atlas"
+    argv = ["atlas", "--model", "neurons", "--weights", weights, "--layers", "neurons", "--units",
+            "all", "--methods", "visualize", "--steps", "10", "--out", str(folder)]  # fmt: skip
+    assert main(argv) == 0
+    assert main(["report", str(folder)]) == 0 and (folder / "index.html").exists()
+    spec = Catalog(str(folder / "catalog.sqlite")).jobs()[0]["spec"]
+    data = weights_bytes(spec)
+    assert data == (fitted_dir / "model.pt").read_bytes()
+    # a worker on a machine without the file gets its bytes from the driver
+    elsewhere = {**spec, "weights": str(tmp_path / "on-the-driver-only" / "model.pt")}
+    result = run_job(elsewhere, weights=data)
+    assert len(result["units"]) == 3

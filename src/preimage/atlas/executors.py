@@ -2,8 +2,8 @@
 
 An executor's ``run(specs, on_start)`` yields ``(spec, result, error)`` as jobs
 finish, in any order; ``error`` is a traceback string or None. Results come
-back to the driver, which alone writes the campaign folder, so Ray workers on
-other machines need no shared file system.
+back to the driver, which alone writes the campaign folder, and a weights file
+goes out from it, so Ray workers on other machines need no shared file system.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import traceback
 
 from ..errors import PreimageError
-from .jobs import run_job
+from .jobs import run_job, weights_bytes
 
 
 def default_threads(workers):
@@ -107,13 +107,18 @@ class RayExecutor:
         ray = self.ray
         queue = list(specs)
         flying = {}
+        files = {}  # a weights file is put in the object store once, for workers on any node
         while queue or flying:
             # two jobs per worker in flight: the next one waits in Ray's queue while the driver
             # commits
             while queue and len(flying) < 2 * self.workers:
                 spec = queue.pop(0)
                 on_start(spec)
-                flying[self.remote.remote(spec, self.threads)] = spec
+                path = spec.get("weights")
+                if path not in files:
+                    data = weights_bytes(spec)
+                    files[path] = None if data is None else ray.put(data)
+                flying[self.remote.remote(spec, self.threads, files[path])] = spec
             ready, _ = ray.wait(list(flying), num_returns=1)
             for ref in ready:
                 spec = flying.pop(ref)

@@ -23,6 +23,32 @@ from ..methods import get_method
 _MODELS = {}
 
 
+def weights_bytes(spec):
+    """The bytes of the weights file a spec names, when it names one on this machine (the driver
+    sends them to workers on machines without it); None for 'imagenet', 'random' or none."""
+    path = spec.get("weights")
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _local_weights(spec, data):
+    """The spec with its weights file as this machine has it: the bytes the driver sent, written
+    once per content to this machine's temporary folder."""
+    import hashlib
+
+    from ..io.files import atomic_write
+
+    if data is None:
+        return spec
+    digest = hashlib.sha256(data).hexdigest()[:20]
+    path = os.path.join(tempfile.gettempdir(), f"preimage-weights-{digest}.pt")
+    if not os.path.isfile(path):
+        atomic_write(path, data)
+    return {**spec, "weights": path}
+
+
 def _model(spec):
     """Models are cached per process: a Ray worker loads each network once for all its jobs."""
     from ..models import load_model
@@ -41,14 +67,15 @@ def worker_name():
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_job(spec, threads=None):
+def run_job(spec, threads=None, weights=None):
     """Run a job; returns {'files': {relative path: bytes}, 'units': [...], 'metrics': {...},
-    'seconds', 'worker'}.
+    'seconds', 'worker'}. weights: the bytes of the spec's weights file, for a worker on a machine
+    that lacks it (a fitted model of neurons, a state dict).
     """
     if threads:
         torch.set_num_threads(int(threads))
     t0 = time.perf_counter()
-    model = _model(spec)
+    model = _model(_local_weights(spec, weights))
     method = get_method(spec["method"])
     target = method.atlas.target(spec["layer"], spec["units"])
     settings = method.settings(**{**spec["settings"], **target})

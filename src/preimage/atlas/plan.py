@@ -192,10 +192,11 @@ def plan(model, layers, units_text, names, settings):
     for layer in layers:
         address = model.resolve_layer(layer)
         info = model.layer_info(layer)
-        if len(info.shape) != 3:
+        if len(info.shape) not in (1, 3):
             raise PreimageError(
                 f"bad layer {layer!r}: the atlas maps channels of convolutional layers"
-                f" (C x H x W), and {layer} is {tuple(info.shape)}"
+                f" (C x H x W) or of flat ones (C: a model's neurons), and {layer} is"
+                f" {tuple(info.shape)}"
             )
         units = parse_units(units_text, info.shape[0], layer)
         for method in run:
