@@ -26,6 +26,7 @@ def test_the_notebooks_are_there():
         "02_cadena_diverse_invariance.ipynb",
         "03_mahendran_vedaldi_preimages.ipynb",
         "04_finzi_reliability.ipynb",
+        "05_recorded_neurons.ipynb",
     ]
 
 
