@@ -33,6 +33,7 @@ from preimage.methods.cadena.diverse import DiverseSettings
 from preimage.methods.cadena.diverse import run as diverse
 from preimage.methods.visualize import VisualizeSettings
 from preimage.methods.visualize import run as visualize
+from preimage.models import load_model
 from preimage.neurons import Population, fit, simulate
 from preimage.neurons.data import check, split
 from preimage.neurons.ground_truth import (
@@ -120,6 +121,19 @@ def figure(rows, result, sweeps, data, path, shown=3):
     image_rows(table, path)
 
 
+def fit_both(a, recording, data, times, report):
+    """Fit the data-driven and the task-driven model; the data-driven one as a VisionModel."""
+    fitted = timed("fit_cnn", times, fit, recording, FitSettings(), progress=False)
+    fitted.save(os.path.join(a.out, "fit_cnn"))
+    report["cnn"] = prediction(fitted, data)
+    print("cnn:", report["cnn"], flush=True)
+    if a.task != "none":
+        task = timed("fit_task", times, fit, recording, FitSettings(core=a.task), progress=False)
+        report["task"] = {"core": a.task, **prediction(task, data)}
+        print("task:", report["task"], flush=True)
+    return fitted.model()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=11, help="the population's seed (default 11)")
@@ -129,6 +143,8 @@ def main():
     p.add_argument("--task", default="efficientnet_lite0:_blocks.2", help="'none' to skip it")
     p.add_argument("--diverse-steps", type=int, default=1000)
     p.add_argument("--out", default="bench-neurons")
+    p.add_argument("--reuse", action="store_true", help="reuse OUT's fits of the same population")
+    p.add_argument("--progress", action="store_true", help="progress bars of the optimizations")
     a = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     os.makedirs(a.out, exist_ok=True)
@@ -137,20 +153,27 @@ def main():
         "simulate", times, simulate, cells=a.cells, images=a.images, size=a.size, seed=a.seed
     )
     recording = split(*check(data), seed=0)
-    fitted = timed("fit_cnn", times, fit, recording, FitSettings(), progress=False)
-    fitted.save(os.path.join(a.out, "fit_cnn"))
-    report["cnn"] = prediction(fitted, data)
-    print("cnn:", report["cnn"], flush=True)
-    if a.task != "none":
-        task = timed("fit_task", times, fit, recording, FitSettings(core=a.task), progress=False)
-        report["task"] = {"core": a.task, **prediction(task, data)}
-        print("task:", report["task"], flush=True)
-    model = fitted.model()
+    fits = os.path.join(a.out, "fits.json")
+    if a.reuse and os.path.exists(fits):  # the fits of an earlier run of the same population
+        with open(fits) as f:
+            earlier = json.load(f)
+        times.update(earlier["times"])
+        report.update(earlier["report"])
+        model = load_model("neurons", weights=os.path.join(a.out, "fit_cnn", "model.pt"))
+    else:
+        model = fit_both(a, recording, data, times, report)
+        with open(fits, "w") as f:
+            json.dump({"times": times, "report": report}, f, indent=1, default=float)
     meis = timed(
-        "meis", times, visualize, model, VisualizeSettings(targets=["neurons:all"]), progress=False
+        "meis",
+        times,
+        visualize,
+        model,
+        VisualizeSettings(targets=["neurons:all"]),
+        progress=a.progress,
     )
     settings = DiverseSettings(target="neurons:all", steps=a.diverse_steps)
-    div = timed("diverse", times, diverse, model, settings, progress=False)
+    div = timed("diverse", times, diverse, model, settings, progress=a.progress)
     times["meis_plus_diverse"] = round(times["meis"] + times["diverse"], 1)
     rows = fig11(div.sweeps, data)
     cos, true_ratio, model_ratio = mei_checks(meis, data, population(data))

@@ -227,6 +227,9 @@ def test_the_atlas_maps_a_population_and_ships_its_weights_to_workers(fitted_dir
     assert main(argv) == 0
     assert main(["report", str(folder)]) == 0 and (folder / "index.html").exists()
     spec = Catalog(str(folder / "catalog.sqlite")).jobs()[0]["spec"]
+    from preimage.models import load_model_spec
+
+    assert load_model_spec(f"neurons:{weights}").name == "neurons"  # as --compare and study take it
     data = weights_bytes(spec)
     assert data == (fitted_dir / "model.pt").read_bytes()
     # a worker on a machine without the file gets its bytes from the driver

@@ -85,6 +85,7 @@ def new_net(recording, s):
 
 
 def zscored(images, config, device):
+    """[0, 1] images as the network sees them: z-scored by the training images' mean and std."""
     m, sd = config["zscore"]
     return (torch.as_tensor(images, dtype=torch.float32) - m).div_(sd).to(device)
 

@@ -25,6 +25,7 @@ def vision_model(net, config):
         input_size=int(config["size"][0]),
         name="neurons",
         channels=c,
+        fixed_input_size=True,  # the readouts are sized to the core's map at the data's size
         preceding={"neurons": core, "held_out": core},
         diversity_threshold=THRESHOLD,
         image_norm=float(config["image_norm"]),
