@@ -61,6 +61,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # what results record as their command line (main's own, not the script's)
     if args.command is None:  # `preimage` alone: what there is to do
         parser.print_help()
         return 0

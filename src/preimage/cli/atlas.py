@@ -184,7 +184,7 @@ def _run(args, layers, methods, settings):
                     specs,
                     executor,
                     progress=not args.quiet,
-                    argv=sys.argv[1:],
+                    argv=getattr(args, "argv", None) or sys.argv[1:],
                     config=config,
                 )
             except KeyboardInterrupt:

@@ -34,6 +34,6 @@ def run(method, args):
     with RunFolder(args.out, args.overwrite) as folder:  # nothing of it stays if the run fails
         model = load_many(args) if method.models == "many" else load(args)
         result = method.run(model, settings, progress=not args.quiet, load=loader(args))
-        result.save(folder, argv=sys.argv[1:])
+        result.save(folder, argv=getattr(args, "argv", None) or sys.argv[1:])
     for line in result.summary(args.out):
         print(line)

@@ -81,6 +81,6 @@ def fit(args):
     recording = load_recording(args.data, seed=s.seed)
     with RunFolder(args.out, args.overwrite) as folder:
         fitted = fit(recording, s, device=args.device, progress=not args.quiet)
-        fitted.save(folder, argv=sys.argv[1:])
+        fitted.save(folder, argv=getattr(args, "argv", None) or sys.argv[1:])
     for line in fitted.summary(args.out):
         print(line)

@@ -77,7 +77,7 @@ def run(args):
     )
     os.makedirs(args.out, exist_ok=True)
     config = {"command": "prior evaluate", **s.as_dict(), **prior.describe()}
-    write_metrics(args.out, config, sys.argv[1:], **result)
+    write_metrics(args.out, config, getattr(args, "argv", None) or sys.argv[1:], **result)
     print(
         f"held-out bits per dimension on {result['patch']}x{result['patch']} patches: PixelCNN++"
         f" {result['pixelcnn_bpd']:.3f}, Gaussian {result['gaussian_bpd']:.3f}, Gaussian mixture"
