@@ -245,7 +245,8 @@ def neuron_checks(model, elements, addresses, images, activations):
         for i, a, c in rows:
             if a in held:
                 value = float(acts[held[a]][i, c])
+                best = model.reference.get(held[a], model.reference[a])[c]  # its own best
                 out["held_out_activation"][i] = value
-                out["held_out_relative_to_best_training"][i] = value / model.reference[a][c]
+                out["held_out_relative_to_best_training"][i] = value / best
     out["data_scale"] = model.data_scale  # result.npz also holds the images in the data's units
     return out

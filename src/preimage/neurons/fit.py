@@ -128,12 +128,19 @@ class _Features:
 
 def fit(recording, settings=None, *, device="cpu", progress=True):
     """Fit a model of the recording's neurons; a FittedNeurons (``save(folder)`` writes it)."""
-    from .fit_result import FittedNeurons
 
     s = settings or FitSettings()
-    with torch.random.fork_rng(devices=[]):
+    cuda = torch.device(device).type == "cuda"
+    # the seed fixes the initial weights and the Gaussian readout's draws, not the caller's stream
+    with torch.random.fork_rng(devices=[torch.device(device).index or 0] if cuda else []):
         torch.manual_seed(int(s.seed))
-        net, config = new_net(recording, s)
+        return _fit(recording, s, device, progress)
+
+
+def _fit(recording, s, device, progress):
+    from .fit_result import FittedNeurons
+
+    net, config = new_net(recording, s)
     net.to(device)
     frozen = config["core"] != "cnn"
     train = _Features(net, recording.train_images, config, device, frozen)

@@ -26,6 +26,9 @@ class FittedNeurons:
         self.recording, self.history, self.device = recording, history, device
         train = predict(net, recording.train_images, config, device)
         config["best_training"] = train.max(0).values.tolist()  # what each MEI is compared with
+        if net.members > 1:
+            held = predict(net, recording.train_images, config, device, members=[0])
+            config["best_training_held_out"] = held.max(0).values.tolist()
         self.test_prediction = predict(net, recording.test_images, config, device).numpy()
         self.held_out_prediction = None
         if net.members > 1:

@@ -17,7 +17,7 @@ def vision_model(net, config):
     members = int(config["ensemble"])
     first = 1 if members > 1 else 0  # the first member ``neurons`` averages
     core = f"cores.{first if config['core'] == 'cnn' else 0}.output"
-    best = config.get("best_training")
+    best, held = config.get("best_training"), config.get("best_training_held_out")
     return wrap_model(
         net,
         mean=(m,) * c,
@@ -30,7 +30,10 @@ def vision_model(net, config):
         diversity_threshold=THRESHOLD,
         image_norm=float(config["image_norm"]),
         pixel_range=tuple(config["pixel_range"]),
-        reference={"neurons": list(best)} if best else {},
+        reference={
+            **({"neurons": list(best)} if best else {}),
+            **({"held_out": list(held)} if held else {}),
+        },
         held_out={"neurons": "held_out"} if members > 1 else {},
         data_scale=float(config.get("data_scale", 1.0)),
     )
