@@ -146,8 +146,9 @@ def test_plan_ids_are_stable_and_follow_the_settings(lite0):
     # the invariance job's sweep is the diverse result: no second sweep
     d = plan(lite0, ["_blocks.0"], "2", ["diverse", "invariance"], s)
     assert [j["method"] for j in d] == ["invariance"]
-    with pytest.raises(PreimageError, match="_fc"):
-        plan(lite0, ["_fc"], "2", ["visualize"], s)
+    # a flat layer's channels are units too (a model's neurons, or classes here)
+    flat = plan(lite0, ["_fc"], "2", ["visualize"], s)
+    assert [j["units"] for j in flat] == [[0, 1]]
 
 
 @pytest.fixture(scope="module")

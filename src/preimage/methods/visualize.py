@@ -25,6 +25,7 @@ from .common import (
     neuron_checks,
     prior_fields,
     save_render_arrays,
+    transforms_of,
     with_prior,
 )
 from .registry import register
@@ -163,7 +164,7 @@ def _row(layer, unit, metrics, artifacts, method="visualize"):
 
 def run(model, settings, *, progress=True, load=None):
     """Maximize each target (one batch element per channel or unit); a VisualizeResult."""
-    s = settings
+    s = settings.replace(transforms=transforms_of(model, settings))  # recorded as it ran
     size = int(s.size or model.input_size)
     elements = parse_targets(model, s.targets, size, s.unit)
     objective = finzi_objective(s, build_objective(elements))

@@ -27,7 +27,14 @@ from ...io.files import safe_name, save_npz, write_metrics
 from ...io.images import save_grid
 from ...settings import between, setting
 from ..base import AtlasUse, Method, ReportUse, Result, Section, fmt
-from ..common import RenderSettings, finzi_objective, finzi_render, image_files, model_record
+from ..common import (
+    RenderSettings,
+    finzi_objective,
+    finzi_render,
+    image_files,
+    model_record,
+    transforms_of,
+)
 from ..registry import register
 from .statistics import logits_and_features, repeat_statistics
 
@@ -231,6 +238,7 @@ def repeat(model, settings, classifier, progress=True):
 
 def run(model, settings, *, progress=True, load=None):
     """The repeats of the settings' target, classified by the model or the settings' classifier."""
+    settings = settings.replace(transforms=transforms_of(model, settings))  # recorded as it ran
     return repeat(model, settings, classifier_of(model, settings, load), progress)
 
 
