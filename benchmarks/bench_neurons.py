@@ -46,6 +46,20 @@ from preimage.neurons.ground_truth import (
 from preimage.neurons.settings import FitSettings
 
 
+def watch_memory(seconds=30):
+    """Print the resident memory every ``seconds`` (a long sweep's memory is seen as it runs)."""
+    import threading
+
+    def loop():
+        while True:
+            time.sleep(seconds)
+            with open("/proc/self/statm") as f:
+                print(f"\n[memory] {int(f.read().split()[1]) * 4096 / 2**20:.0f} MB", flush=True)
+
+    if os.path.exists("/proc/self/statm"):
+        threading.Thread(target=loop, daemon=True).start()
+
+
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -143,10 +157,13 @@ def main():
     p.add_argument("--task", default="efficientnet_lite0:_blocks.2", help="'none' to skip it")
     p.add_argument("--diverse-steps", type=int, default=1000)
     p.add_argument("--out", default="bench-neurons")
+    p.add_argument("--units-per-batch", type=int, default=0, help="0: as many as fit 4M pixels")
     p.add_argument("--reuse", action="store_true", help="reuse OUT's fits of the same population")
     p.add_argument("--progress", action="store_true", help="progress bars of the optimizations")
     a = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
+    if a.progress:
+        watch_memory()
     os.makedirs(a.out, exist_ok=True)
     times, report = {}, {"seed": a.seed, "cells": a.cells, "images": a.images, "size": a.size}
     data = timed(
@@ -173,6 +190,15 @@ def main():
         progress=a.progress,
     )
     settings = DiverseSettings(target="neurons:all", steps=a.diverse_steps)
+    if a.units_per_batch:
+        # a sweep's memory grows step by step in batches of many units (an open issue); smaller
+        # batches keep it bounded
+        import functools
+
+        import preimage.methods.cadena.diverse as D
+
+        per_unit = len(settings.lambdas) * settings.n * a.size * a.size
+        D.sweep = functools.partial(D.sweep, max_pixels=a.units_per_batch * per_unit)
     div = timed("diverse", times, diverse, model, settings, progress=a.progress)
     times["meis_plus_diverse"] = round(times["meis"] + times["diverse"], 1)
     rows = fig11(div.sweeps, data)
