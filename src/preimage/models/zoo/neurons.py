@@ -37,9 +37,6 @@ def vision_model(net, config):
         held_out={"neurons": "held_out"} if members > 1 else {},
         data_scale=float(config.get("data_scale", 1.0)),
     )
-    # the fused fast copy's memory grew by ~50 MB a step in a 34-unit diverse sweep of this net
-    # (out of memory after ~130 steps), the plain module's stayed flat; the net is small anyway
-    model.fuse = False
     return model
 
 
