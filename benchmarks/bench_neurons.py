@@ -171,16 +171,25 @@ def main():
     )
     recording = split(*check(data), seed=0)
     fits = os.path.join(a.out, "fits.json")
-    if a.reuse and os.path.exists(fits):  # the fits of an earlier run of the same population
+    simulated = {k: getattr(a, k) for k in ("seed", "cells", "images", "size", "task")}
+    earlier = None
+    if a.reuse and os.path.exists(fits):
         with open(fits) as f:
             earlier = json.load(f)
+        if earlier.get("population") != simulated:  # another population's fits: fit again
+            print(f"{fits} holds the fits of {earlier.get('population')}; fitting again")
+            earlier = None
+    if earlier is not None:  # the fits of an earlier run of the same population
         times.update(earlier["times"])
         report.update(earlier["report"])
         model = load_model("neurons", weights=os.path.join(a.out, "fit_cnn", "model.pt"))
     else:
         model = fit_both(a, recording, data, times, report)
         with open(fits, "w") as f:
-            json.dump({"times": times, "report": report}, f, indent=1, default=float)
+            json.dump(
+                {"population": simulated, "times": times, "report": report},
+                f, indent=1, default=float,
+            )  # fmt: skip
     meis = timed(
         "meis",
         times,

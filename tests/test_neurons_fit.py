@@ -14,7 +14,7 @@ from preimage.errors import PreimageError
 from preimage.neurons import fit, load, simulate
 from preimage.neurons.cores import CNNCore, TaskCore
 from preimage.neurons.data import check, split
-from preimage.neurons.fit import correlation, poisson_loss
+from preimage.neurons.fitting import correlation, poisson_loss
 from preimage.neurons.ground_truth import (
     classify,
     envelope,

@@ -7,12 +7,21 @@ like any other (its layer ``neurons``); ``feve`` and the correlations say how we
 data with known ground truth a fitted model is validated on (``preimage neurons simulate``).
 """
 
+import importlib
+
 from .data import Recording, load_recording
-from .fit import fit
-from .fit_result import FittedNeurons
 from .metrics import average_correlation, feve, trial_correlation
-from .network import NeuronNet, load
 from .simulate import NATURAL_SCENES, Population, draw_population, simulate
+
+# the fit needs PyTorch, which the command line's parser (`preimage --help`) must not import
+_LAZY = {"fit": "fitting", "FittedNeurons": "fit_result", "NeuronNet": "network", "load": "network"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "NATURAL_SCENES",

@@ -31,7 +31,6 @@ class CNNCore(nn.Module):
                 c_in = channels
             self.layers = nn.Sequential(*layers)
         self.output = nn.Identity()
-        self.channels = channels
 
     def forward(self, x):
         return self.output(self.layers(x))

@@ -31,11 +31,6 @@ class Recording:
     repeated: bool  # whether the test set came with the file (with repeats), or was held out
     scale: float = 1.0  # the data's own units per unit of the [0, 1] images: 255 for uint8
 
-    def in_data_units(self, images):
-        """[0, 1] images back in the data's units (N x C x H x W -> N x H x W[ x 3])."""
-        a = np.asarray(images) * self.scale
-        return a[:, 0] if a.shape[1] == 1 else a.transpose(0, 2, 3, 1)
-
     @property
     def neurons(self):
         return self.train_responses.shape[1]

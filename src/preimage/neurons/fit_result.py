@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from . import metrics as M
-from .fit import predict
+from .fitting import predict
 from .network import save
 
 

@@ -15,8 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-READOUTS = ("factorized", "gaussian")
-
 
 class FactorizedReadout(nn.Module):
     """A spatial mask times feature weights per neuron (Klindt et al. 2017)."""
@@ -51,7 +49,6 @@ class GaussianReadout(nn.Module):
         )
         self.weight = nn.Parameter(torch.randn(neurons, channels, generator=g) / channels**0.5)
         self.bias = nn.Parameter(torch.zeros(neurons))
-        self.shape = (int(channels), int(height), int(width))
 
     def positions(self, n):
         """N x K x 2 sampling positions (x, y) in [-1, 1]: μ in eval mode, drawn around it while
