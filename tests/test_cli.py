@@ -178,3 +178,19 @@ def test_console_script_exit_code(tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith(
         "preimage: error: unknown model 'nosuchnet'"
     )
+
+
+def test_the_parser_and_help_never_import_pytorch():
+    """`preimage --help` and `preimage neurons --help` stay fast: PyTorch is imported by the
+    commands that run models, not by the parser (``preimage.neurons`` loads its fit lazily)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom preimage.cli import main\n"
+        "for argv in (['--help'], ['neurons', 'fit', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
