@@ -84,10 +84,34 @@ def test_vgg16_matches_table_3():
     assert {k: got[k] for k in TABLE_3} == TABLE_3
 
 
-def test_residual_and_same_padding_networks(lite0):
-    table = {info.name: info for info in lite0.layers()}
+# EfficientNet-Lite at its input size: the head's receptive field adds (k - 1) * stride for each
+# block's depthwise k x k conv, (k, stride, blocks) per stage: Lite0 (3, 1, 1), (3, 2, 2),
+# (5, 2, 2), (3, 2, 3), (5, 1, 3), (5, 2, 4), (3, 1, 1) after the 3 x 3 stem at stride 2, 851;
+# Lite1 and Lite2 repeat stages 2-6 once more each (3, 3, 4, 4, 5 blocks), 1115. The pooled
+# classifier sees the head's field widened by (cells - 1) * 32.
+LITE = {
+    "efficientnet_lite0": (224, 16, (1280, 7, 7), 851, 851 + 6 * 32),
+    "efficientnet_lite1": (240, 21, (1280, 8, 8), 1115, 1115 + 7 * 32),
+    "efficientnet_lite2": (260, 21, (1280, 9, 9), 1115, 1115 + 8 * 32),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LITE))
+def test_same_padding_networks(name, lite0):
+    size, blocks, head, head_rf, fc_rf = LITE[name]
+    # the architecture alone gives the table: random weights need no weights package
+    model = lite0 if name == lite0.name else preimage.load_model(name, weights="random")
+    assert model.input_size == size and len(model.module._blocks) == blocks
+    table = {info.name: info for info in model.layers()}
     # stem 3x3 stride 2, then a 3x3 depthwise conv at stride 2: 3 + 2*2
     assert (table["_blocks.0"].rf_size, table["_blocks.0"].rf_stride) == (7, 2)
+    assert (table["_blocks.1"].rf_size, table["_blocks.1"].rf_stride) == (11, 4)
+    assert table["_conv_head"].shape == head
+    assert (table["_conv_head"].rf_size, table["_conv_head"].rf_stride) == (head_rf, 32)
+    assert table["_fc"].rf_size == fc_rf and table["_fc"].shape == (1000,)
+
+
+def test_residual_networks():
     resnet = preimage.load_model("resnet50", weights="random")
     # the commonly quoted receptive field of ResNet-50's last stage
     assert {i.name: i.rf_size for i in resnet.layers()}["layer4"] == 427

