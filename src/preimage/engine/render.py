@@ -230,7 +230,7 @@ def render(
         inputs=inputs.detach().float().cpu().contiguous(),
         objective=_per_element(final_values, n),
         activations=_per_element(targets, n),
-        trace=torch.stack(trace).float().cpu() if trace else torch.zeros(0, n),
+        trace=trace.float().cpu() if len(trace) else torch.zeros(0, n),
         steps=len(trace),
         seconds=seconds,
         config=config,
@@ -242,7 +242,10 @@ def render(
 def _optimize(model, loop, steps, generator, cap):
     """The steps: returns the objective of every element at every step, and the seconds."""
     image_param, forward, objective, opt, constraints, stop, bar = loop
-    trace = []
+    # One buffer for the whole trace: a small tensor kept alive every step would sit in a hole of
+    # the freed activations that malloc keeps (keep_freed_memory) and fragment the heap, which
+    # then grows by the size of a step's activations each step.
+    trace = None
     start = time.perf_counter()
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
@@ -263,12 +266,16 @@ def _optimize(model, loop, steps, generator, cap):
         if constraints:
             _project(image_param, constraints, model)
         values = values.detach()
-        trace.append(values)
+        if trace is None:
+            trace = torch.empty((steps, values.numel()), dtype=values.dtype, device=values.device)
+        trace[step] = values
         bar.set_postfix_str(f"objective={-total / values.numel():.4g}", refresh=False)
         bar.update()
         if stop is not None and stop(step, values):
             break
-    return trace, time.perf_counter() - start
+    if trace is None:  # no step
+        return torch.zeros(0, 0), time.perf_counter() - start
+    return trace[: step + 1], time.perf_counter() - start
 
 
 @torch.no_grad()

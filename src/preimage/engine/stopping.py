@@ -24,10 +24,11 @@ class Convergence:
             self.ema, self.best = v.clone(), v.clone()
             self.last = torch.zeros_like(v, dtype=torch.long)
             return False
-        self.ema = self.smoothing * self.ema + (1 - self.smoothing) * v
+        # in place: new state tensors each step would fragment the heap that render keeps
+        self.ema.mul_(self.smoothing).add_(v, alpha=1 - self.smoothing)
         better = self.ema > self.best + self.rtol * self.best.abs() + self.atol
-        self.best = torch.where(better, self.ema, self.best)
-        self.last = torch.where(better, torch.full_like(self.last, step), self.last)
+        self.best.copy_(torch.where(better, self.ema, self.best))
+        self.last.masked_fill_(better, step)
         stalled = bool(((step - self.last) >= self.patience).all())
         return step + 1 >= self.min_steps and stalled
 
