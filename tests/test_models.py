@@ -120,18 +120,21 @@ def test_truncated_forward_stops_at_the_deepest_layer(lite0):
     assert ran == [] and set(acts) == {"_blocks.2", "_blocks.1"}
 
 
-def test_fused_copy_computes_the_same_activations(lite0):
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite2"])
+def test_fused_copy_computes_the_same_activations(name, lite0):
+    # Lite2 (width 1.1) has other channel counts than Lite0's
+    model = lite0 if name == "efficientnet_lite0" else preimage.load_model(name)
     x = torch.rand(2, 3, 96, 96)
-    layers = ["_blocks.2", "_blocks.9", "_fc"]
+    layers = ["_blocks.2", "_blocks.5", "_blocks.9", "_fc"]
     with torch.no_grad():
-        fused = lite0.activations(x, layers)
-        with capture(lite0.module, layers) as c:
-            plain = c.run(lite0.preprocess(x))
-    assert lite0.runner(layers) is not lite0.module
+        fused = model.activations(x, layers)
+        with capture(model.module, layers) as c:
+            plain = c.run(model.preprocess(x))
+    assert model.runner(layers) is not model.module
     for k in layers:
         assert torch.allclose(fused[k], plain[k], rtol=1e-4, atol=1e-4), k
     # a folded convolution's own output is read from the original module
-    assert lite0.runner(["_conv_stem"]) is lite0.module
+    assert model.runner(["_conv_stem"]) is model.module
 
 
 def _hooks(module):
