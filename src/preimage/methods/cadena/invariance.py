@@ -3,7 +3,9 @@
 Shift invariance index (§4.4, Fig. 8A 1-4). An image twice as large as the
 unit's receptive field ρ is optimized so that the average activation of its
 windowed crops of size ρ is as high as possible; the window is
-exp(-(r/σ)^4) with ρ/σ = 2.5, applied around the mean colour. The index is
+exp(-(r/σ)^4) with ρ/σ = 2.5, applied around the mean colour. The texture is
+periodic, its crops start anywhere and wrap around, and they carry the
+templates' norm (see invariance_texture for why both). The index is
 the mean activation over all crops of that texture divided by the mean
 activation of the unit's diverse templates at the chosen λ. A phase-invariant
 (texture) unit keeps its activation wherever the crop falls; a unit that wants
@@ -22,12 +24,6 @@ from itertools import combinations
 
 import torch
 
-from ...engine import objectives as O
-from ...engine.optim import Optimizer
-from ...engine.params import ImageParam, NormalizedParam
-from ...engine.render import render
-from ...engine.stopping import convergence
-from ...engine.views import WindowedCrops
 from ...errors import PreimageError
 from ...settings import STEPS, Settings, between, numbers, seed_check, setting
 from ..base import AtlasUse, Method, ReportUse
@@ -35,9 +31,8 @@ from ..common import model_record
 from ..registry import register
 from .diverse import DiverseSettings, _lambdas, sweep, sweep_setup, units_of
 from .invariance_result import InvarianceResult, UnitInvariance, layer_figures, report_sections
-from .setting import LAMBDAS, natural_patch_norm, sweep_size
-
-CROPS_PER_STEP = 16  # windowed crops of each texture per step
+from .invariance_texture import CROPS_PER_STEP, PeriodicCrops, all_crops_activation, textures
+from .setting import LAMBDAS, sweep_size
 
 
 @dataclass
@@ -72,82 +67,6 @@ class InvarianceSettings(Settings):
         self.lambdas = [float(v) for v in self.lambdas]
 
 
-MAX_POSITIONS = 64  # crop positions per axis: stride 1 for receptive fields up to 63 px
-
-
-def all_crops_activation(model, layer, textures, channels, size, chunk=256):
-    """The mean activation of each unit over every windowed crop of its texture: at stride 1, or
-    at the smallest stride that keeps MAX_POSITIONS positions per axis (a ViT's 224 px unit would
-    otherwise take 225² crops, each a forward pass at 224 px)."""
-    views = WindowedCrops(size)
-    n, _, h, w = textures.shape
-
-    def positions(extent):
-        stride = -(-(extent - size + 1) // MAX_POSITIONS)
-        return torch.arange(0, extent - size + 1, stride)
-
-    ys, xs = torch.meshgrid(positions(h), positions(w), indexing="ij")
-    ys, xs = ys.reshape(-1), xs.reshape(-1)
-    out = []
-    with torch.no_grad():
-        for i in range(n):
-            image = model.normalize(textures[i : i + 1].to(model.device))
-            total, count = 0.0, 0
-            for start in range(0, len(ys), chunk):
-                crops = views.crops(
-                    image, ys[None, start : start + chunk], xs[None, start : start + chunk]
-                )
-                a = model.activations_of_inputs(model.memory_format(crops), [layer])[layer]
-                total += float(centre_unit(a, channels[i]).sum())
-                count += crops.shape[0]
-            out.append(total / count)
-    return torch.tensor(out)
-
-
-def textures(
-    model,
-    layer,
-    channels,
-    size,
-    steps=1000,
-    lr=0.1,
-    k=CROPS_PER_STEP,
-    seed=0,
-    patience=50,
-    progress=True,
-):
-    """One texture of side 2ρ per unit, maximizing the mean activation of its windowed crops:
-    (the RenderResult, the texture norm)."""
-    big = 2 * size
-    norm = 0.5 * natural_patch_norm(model, big)
-    base = ImageParam(
-        len(channels),
-        big,
-        basis="fourier",
-        decorrelate=False,
-        output="linear",
-        decay=0.5,
-        offset=model.display_mean(),
-        generator=torch.Generator().manual_seed(int(seed)),
-        device=model.device,
-        channels=model.channels,
-    )
-    per_view = O.unit(layer, [c for c in channels for _ in range(k)])
-    result = render(
-        model,
-        O.over_views(per_view),
-        NormalizedParam(base, norm, model),
-        views=WindowedCrops(size, k),
-        optimizer=Optimizer("adam", lr),
-        steps=steps,
-        stop=convergence(patience),
-        seed=seed,
-        progress=progress,
-        desc=f"textures {layer} x{len(channels)}",
-    )
-    return result, norm
-
-
 def pair_averages(templates, model):
     """All pair averages of n templates in pixel space (centred), rescaled to the templates'
     mean norm."""
@@ -180,8 +99,9 @@ def centre_unit(a, channel):
 
 def indices(model, layer, sweeps, tex, norm, size):
     """Both indices of every unit from its sweep and its texture."""
-    crop_act = all_crops_activation(model, layer, tex.images, [s.channel for s in sweeps], size)
-    views = WindowedCrops(size, 16)
+    channels = [s.channel for s in sweeps]
+    crop_act = all_crops_activation(model, layer, tex.images, channels, size, centre_unit)
+    views = PeriodicCrops(size, 16)
     out = []
     for i, s in enumerate(sweeps):
         k = s.chosen if s.chosen is not None else 0
@@ -236,6 +156,7 @@ def measure(model, target, settings, progress=True):
         layer,
         channels,
         setup.size,
+        setup.norm,
         steps=settings.steps,
         seed=settings.seed,
         progress=progress,

@@ -96,11 +96,11 @@ class Grey(nn.Module):
 class Subunits(nn.Module):
     """Linear Gabor filters at several phases (or given filters), as one valid convolution."""
 
-    def __init__(self, phases=None, filters=None):
+    def __init__(self, phases=None, filters=None, sigma=SIGMA):
         super().__init__()
         self.phases = [float(p) for p in phases or []]
         bank = (
-            torch.stack([gabor(p) for p in self.phases])
+            torch.stack([gabor(p, sigma=sigma) for p in self.phases])
             if filters is None
             else torch.stack(list(filters))
         )
@@ -227,10 +227,11 @@ def load_simple(weights=None, seed=0):
     return _wrap(Cell(Subunits([0.0]), Rectified([1.0], leak=0.01)), "simple_cell", weights)
 
 
-def load_energy(weights=None, seed=0):
-    """The toy energy-model complex cell: a quadrature pair, squared and summed."""
+def load_energy(weights=None, seed=0, sigma=SIGMA):
+    """The toy energy-model complex cell: a quadrature pair, squared and summed (``sigma``: the
+    envelope's, in px; a wider one fills more of the 32 px field)."""
     return _wrap(
-        Cell(Subunits([0.0, math.pi / 2]), Energy()),
+        Cell(Subunits([0.0, math.pi / 2], sigma=sigma), Energy()),
         "energy_complex_cell",
         weights,
         {"response": "subunits"},
