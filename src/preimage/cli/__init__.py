@@ -25,12 +25,12 @@ class _Parser(argparse.ArgumentParser):
 def _commands():
     """[(name, help, build)]: build(sub) adds the subcommand with its flags."""
     from ..methods.registry import get_method, summaries
-    from . import atlas, layers, method, models, neurons, prior, report
+    from . import atlas, compare, layers, method, models, neurons, prior, report
 
     out = [(models.__name__, models.HELP, models.add), (layers.__name__, layers.HELP, layers.add)]
     for name, help_text in summaries():
         out.append((name, help_text, lambda sub, name=name: method.add(sub, get_method(name))))
-    for module in (atlas, report, prior, neurons):
+    for module in (atlas, report, compare, prior, neurons):
         out.append((module.__name__, module.HELP, module.add))
     return [(name.rpartition(".")[2], h, build) for name, h, build in out]
 

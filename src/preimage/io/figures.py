@@ -55,7 +55,7 @@ def legend(ax, handles, labels, **kwargs):
         ax.legend(handles, labels, fontsize=kwargs.pop("fontsize", 8), **kwargs)
 
 
-def _lambda_axis(lambdas):
+def lambda_axis(lambdas):
     """Positions for a λ sweep on a log axis,
     with λ = 0 one octave left of the smallest positive λ.
     """
@@ -71,7 +71,7 @@ def tradeoff(sweeps, path, title=None):
     each normalized curve with its interquartile band.
     """
     plt = pyplot()
-    x, low = _lambda_axis(sweeps[0].lambdas)
+    x, low = lambda_axis(sweeps[0].lambdas)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, attr, label in (
         (axes[0], "normalized_activation", "mean activation / λ=0"),
