@@ -9,6 +9,7 @@ under names that stay fixed whatever the layout on disk.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import sys
 
@@ -323,9 +324,50 @@ def environment():
     }
 
 
+ENVIRONMENTS = "environments.json"  # {"entry/name": environment} of runs recorded again since
+
+
+def environment_of(entry, name, out=FIXTURES):
+    """The environment a run's arrays were recorded in: its own entry in environments.json (a
+    run recorded again after a deliberate change), else environment.json's."""
+    own = os.path.join(out, ENVIRONMENTS)
+    if os.path.exists(own):
+        with open(own) as f:
+            found = json.load(f).get(f"{entry}/{name}")
+        if found is not None:
+            return found
+    with open(os.path.join(out, "environment.json")) as f:
+        return json.load(f)
+
+
+def record_again(names, out=FIXTURES):
+    """Record only the runs named ("entry/name") again, here, with this environment in
+    environments.json: for a deliberate change of what those runs compute."""
+    import tempfile
+
+    import torch
+
+    torch.set_num_threads(THREADS)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    os.environ["TQDM_DISABLE"] = "1"
+    table = {"cli": (CLI_RUNS, run_cli), "atlas": (ATLAS_RUNS, run_atlas)}
+    path = os.path.join(out, ENVIRONMENTS)
+    known = json.load(open(path)) if os.path.exists(path) else {}
+    for full in names:
+        entry, name = full.split("/")
+        runs, runner = table[entry]
+        assert name in runs, full
+        with tempfile.TemporaryDirectory() as tmp:
+            found = runner(name, os.path.join(tmp, "run"))
+        np.savez_compressed(os.path.join(out, entry, f"{name}.npz"), **found)
+        known[full] = environment()
+        print(f"{full}: {len(found)} arrays", file=sys.stderr)
+    with open(path, "w") as f:
+        json.dump(dict(sorted(known.items())), f, indent=1)
+
+
 def record(out=FIXTURES):
     """Run everything and write one npz per run (arrays under their names) and environment.json."""
-    import json
     import tempfile
 
     import torch
@@ -345,4 +387,6 @@ def record(out=FIXTURES):
 
 
 if __name__ == "__main__":
-    record()
+    # python tests/reference_runs.py                     record everything
+    # python tests/reference_runs.py cli/diverse_cell ...  record those runs again
+    record_again(sys.argv[1:]) if sys.argv[1:] else record()

@@ -68,6 +68,39 @@ def test_min_distance_term():
     assert torch.allclose(values, torch.tensor([2 * 5 / 3] * 3 + [10 * 1 / 3] * 3))
 
 
+def test_pairwise_distances_are_the_differences_norms_with_their_gradients():
+    # the Gram form against the n² differences on rows far from the origin (large activations)
+    # of which two nearly coincide, the case where ‖a‖² + ‖b‖² - 2a·b cancels
+    g = torch.Generator().manual_seed(0)
+    f = 100 + torch.randn(5, 6, 300, generator=g, dtype=torch.float64)
+    f[:, 1] = f[:, 0] + 1e-3 * torch.randn(5, 300, generator=g, dtype=torch.float64)
+    off = ~torch.eye(6, dtype=torch.bool)
+
+    def relative_error(x):
+        exact = (x[:, :, None] - x[:, None]).norm(dim=-1)
+        return ((O.pairwise_distances(x) - exact).abs() / exact.clamp_min(1e-12))[:, off]
+
+    assert float(relative_error(f).max()) < 1e-8  # 1e-12 sits inside the sqrt
+    # in float32 the near pair's distance is the objective's only (its gradient keeps the
+    # direction a - b exactly); the others, and every measured distance, are accurate
+    far = relative_error(f.float()).clone()
+    far[:, 0] = far[:, 5] = 0  # the near pair: entries (0, 1) and (1, 0) of the off-diagonal
+    assert float(far.max()) < 1e-4
+    term = O.min_distance("L", preimage.Groups(6), [1.0] * 5)
+    rounded = f.float()
+    ctx = O.Context(
+        {"L": rounded.flatten(0, 1)}, torch.zeros(30, 3, 2, 2), torch.zeros(30, 3, 2, 2)
+    )
+    exact = (rounded[:, 0].double() - rounded[:, 1].double()).norm(dim=-1)
+    assert torch.allclose(term.measure(ctx).double(), exact, rtol=1e-5)
+    x = f.clone().requires_grad_(True)
+    O.closest_distances(x.flatten(0, 1), preimage.Groups(6)).sum().backward()
+    # d|a - b| / da is the unit vector from b to a
+    unit = (f[:, 0] - f[:, 1]) / (f[:, 0] - f[:, 1]).norm(dim=-1, keepdim=True)
+    assert torch.allclose(x.grad[:, 0], unit, atol=1e-6)
+    assert torch.allclose(x.grad[:, 1], -unit, atol=1e-6)
+
+
 def test_lambda_sweep_values():
     assert (
         S.LAMBDAS[0] == 0

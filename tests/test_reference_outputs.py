@@ -9,7 +9,6 @@ are compared with a tolerance, and the test says so in its output.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -18,9 +17,8 @@ import reference_runs as R
 import torch
 
 
-def _environment_matches():
-    with open(os.path.join(R.FIXTURES, "environment.json")) as f:
-        recorded = json.load(f)
+def _environment_matches(entry, name):
+    recorded = R.environment_of(entry, name)
     return recorded == R.environment(), recorded
 
 
@@ -28,7 +26,7 @@ def _compare(entry, name, found):
     with np.load(os.path.join(R.FIXTURES, entry, f"{name}.npz")) as z:
         expected = {k: z[k] for k in z.files}
     dropped = R.DROPPED.get((entry, name), {})
-    exact, recorded = _environment_matches()
+    exact, recorded = _environment_matches(entry, name)
     for key, want in expected.items():
         if key in dropped:
             continue

@@ -13,9 +13,18 @@ from .core import REGULARIZER, Objective
 
 
 def pairwise_distances(f):
-    """G x n x D -> G x n x n Euclidean distances (a finite gradient where two rows coincide)."""
-    diff = f[:, :, None, :] - f[:, None, :, :]
-    return torch.sqrt(diff.pow(2).sum(-1) + 1e-12)
+    """G x n x D -> G x n x n Euclidean distances (a finite gradient where two rows coincide).
+
+    From each group's Gram matrix, ‖a‖² + ‖b‖² - 2 a·b, not from the n² differences: those are a
+    G x n x n x D tensor, which for a population of neurons' sweep (408 groups of 6 in a 9216-d
+    layer) was 135 M values and most of each step. The rows are centred on their group's mean
+    first, which leaves the distances as they are and keeps the cancellation to the spread of the
+    group rather than the size of its activations.
+    """
+    c = f - f.mean(1, keepdim=True)
+    sq = c.pow(2).sum(-1)
+    d2 = sq[:, :, None] + sq[:, None, :] - 2 * (c @ c.transpose(1, 2))
+    return torch.sqrt(d2.clamp_min(0) + 1e-12)
 
 
 def closest_distances(features, groups):
@@ -46,8 +55,8 @@ def min_distance(layer, groups, lambdas):
             cache[key] = torch.as_tensor(lambdas, dtype=feats.dtype, device=feats.device)
         return groups.share(cache[key] * closest_distances(feats, groups))
 
-    def measure(ctx):
-        return closest_distances(features(ctx).float(), groups)
+    def measure(ctx):  # in double: the λ = 0 distance divides every diversity gain
+        return closest_distances(features(ctx).double(), groups).float()
 
     name = f"λ·min d({layer or 'pixels'})"
     layers = [] if layer is None else [layer]
