@@ -54,10 +54,18 @@ def test_the_test_is_scipys_one_sided_mann_whitney():
     assert greater_test([1.0], b) == {"U": None, "p": None}
 
 
+def _digest(path):
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
 def test_a_campaign_is_read_as_its_catalog_holds_it(campaigns):
     import sqlite3
 
+    before = _digest(f"{campaigns[0]}/catalog.sqlite")
     run = load_run(campaigns[0])
+    assert _digest(f"{campaigns[0]}/catalog.sqlite") == before  # read, never written
     assert run.label == "efficientnet_lite0 (imagenet)"
     assert list(run.layers) == ["_blocks.0", "_blocks.1"]
     db = sqlite3.connect(f"{campaigns[0]}/catalog.sqlite")
@@ -90,7 +98,7 @@ def test_compare_writes_the_table_and_figures_from_what_the_runs_saved(campaigns
             mannwhitneyu(ga, gb, alternative="greater").pvalue
         )
         s, c = trained.index_pairs(layer)
-        assert len(s) == 4
+        assert len(s) >= 3  # a unit never active in 4 steps has no index
         assert row["index_correlation"][0]["rho"] == pytest.approx(spearmanr(s, c).statistic)
         assert f"`{layer}`" in printed
     assert "A = trained, B = random" in (out / "table.md").read_text()

@@ -64,6 +64,20 @@ class Catalog:
         if "planned" not in columns:  # a catalog from before the column: added, empty
             self.db.execute("ALTER TABLE jobs ADD COLUMN planned REAL")
 
+    @classmethod
+    def reader(cls, path):
+        """The catalog at ``path`` for reading only, not changed in any way (a campaign kept in a
+        repository stays as committed); opened as usual where SQLite cannot read it so (a WAL
+        catalog whose shared-memory file is gone)."""
+        self = cls.__new__(cls)
+        self.path = str(path)
+        try:
+            self.db = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True)
+            self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()
+        except sqlite3.OperationalError:
+            return cls(path)
+        return self
+
     def close(self):
         self.db.close()
 

@@ -88,7 +88,7 @@ def _weights(weights):
 def _from_catalog(path, label):
     from ..atlas.catalog import Catalog
 
-    catalog = Catalog(os.path.join(path, "catalog.sqlite"))
+    catalog = Catalog.reader(os.path.join(path, "catalog.sqlite"))
     try:
         network, rows = catalog.network(), catalog.unit_results()
     finally:
