@@ -1,6 +1,6 @@
 """The diversity term's pairwise distances: the Gram form against the n² differences it replaced.
 
-    python benchmarks/bench_diversity_distance.py [--groups 408] [--n 6] [--dim 9216] [--rounds 5]
+    python benchmarks/bench_diversity_distance.py [--rounds 5]
 
 Forward and backward of the closest distance of every group, at the shape of a population of
 neurons' λ sweep (34 neurons x 12 λ, six images each, the cnn core's 16 x 24 x 24 output) and at

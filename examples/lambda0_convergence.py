@@ -1,6 +1,7 @@
 """Has the λ = 0 batch of a diverse sweep converged? Its minimum distance at 1000 and 3000 steps.
 
     python examples/lambda0_convergence.py [--model efficientnet_lite0] [--units 8]
+        [--layers _blocks.1,_blocks.2,_blocks.3] [--weights imagenet,random]
 
 Every diversity gain divides by the λ = 0 batch's minimum distance, so an unconverged λ = 0
 batch (six images still spread out) understates the gains of its network. For a seeded sample of
@@ -26,8 +27,9 @@ def main(argv=None):
     ap.add_argument("--model", default="efficientnet_lite0")
     ap.add_argument("--layers", default="_blocks.1,_blocks.2,_blocks.3")
     ap.add_argument("--units", type=int, default=8, help="channels sampled per layer (seed 0)")
+    ap.add_argument("--weights", default="imagenet,random")
     args = ap.parse_args(argv)
-    for weights in ("imagenet", "random"):
+    for weights in args.weights.split(","):
         model = preimage.load_model(args.model, weights=weights)
         for layer in args.layers.split(","):
             channels = model.layer_info(layer).shape[0]

@@ -384,6 +384,8 @@ def record(out=FIXTURES):
             print(f"{entry}/{name}: {len(found)} arrays", file=sys.stderr)
     with open(os.path.join(out, "environment.json"), "w") as f:
         json.dump(environment(), f, indent=1)
+    if os.path.exists(os.path.join(out, ENVIRONMENTS)):  # every run now has environment.json's
+        os.remove(os.path.join(out, ENVIRONMENTS))
 
 
 if __name__ == "__main__":

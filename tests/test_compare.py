@@ -114,4 +114,14 @@ def test_bad_runs_get_one_line_and_nothing_is_written(campaigns, tmp_path, capsy
     assert "bad runs: 1 given" in err and len(err.splitlines()) == 1
     assert main(["compare", campaigns[0], str(tmp_path), "--out", str(out)]) == 2
     assert "not an atlas folder" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "catalog.sqlite").write_text("version https://git-lfs.github.com/spec/v1\n")
+    assert main(["compare", campaigns[0], str(broken), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot read its catalog" in err and len(err.splitlines()) == 1
     assert not out.exists()
+    # --overwrite onto a run would replace the campaign with the comparison
+    assert main(["compare", *campaigns, "--out", campaigns[1], "--overwrite"]) == 2
+    assert "holds the run" in capsys.readouterr().err
+    assert load_run(campaigns[1]).layers

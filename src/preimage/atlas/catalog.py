@@ -66,16 +66,25 @@ class Catalog:
 
     @classmethod
     def reader(cls, path):
-        """The catalog at ``path`` for reading only, not changed in any way (a campaign kept in a
-        repository stays as committed); opened as usual where SQLite cannot read it so (a WAL
-        catalog whose shared-memory file is gone)."""
+        """The catalog at ``path`` for reading only, never changed (a campaign kept in a
+        repository stays as committed): read-only, or immutable where SQLite cannot open it so (a
+        WAL catalog whose shared-memory file is gone, in a folder it may not write). Raises
+        sqlite3.Error for a file that is not a catalog."""
         self = cls.__new__(cls)
         self.path = str(path)
-        try:
-            self.db = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True)
-            self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()
-        except sqlite3.OperationalError:
-            return cls(path)
+        uri = f"file:{os.path.abspath(path)}?mode=ro"
+        for suffix in ("", "&immutable=1"):
+            try:
+                self.db = sqlite3.connect(uri + suffix, uri=True)
+                columns = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
+                self.db.execute("SELECT COUNT(*) FROM unit_results").fetchone()
+                break
+            except sqlite3.OperationalError:
+                if suffix:
+                    raise
+        if not columns:
+            raise sqlite3.DatabaseError("it has no jobs table")
+        self._order = "j.planned, " if "planned" in columns else ""
         return self
 
     def close(self):
@@ -213,7 +222,7 @@ class Catalog:
         rows = self.db.execute(
             "SELECT u.layer, u.unit, u.method, u.metrics, u.artifacts, u.job_id FROM unit_results u"
             " JOIN jobs j ON j.id = u.job_id WHERE j.status = 'done'"
-            " ORDER BY j.planned, j.finished, j.rowid, u.unit"
+            f" ORDER BY {getattr(self, '_order', 'j.planned, ')}j.finished, j.rowid, u.unit"
         ).fetchall()
         return [
             {

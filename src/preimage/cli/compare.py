@@ -34,9 +34,11 @@ def add(sub):
 def run(args):
     """Compare, write the folder whole, print the table."""
     from ..comparison import compare
+    from ..comparison.table import check_out
     from ..io.rundir import RunFolder
 
     labels = None if args.labels is None else [s.strip() for s in args.labels.split(",")]
+    check_out(args.out, args.runs)  # before --overwrite could replace a run with the comparison
     with RunFolder(args.out, args.overwrite) as folder:
         _, text = compare(args.runs, folder, labels=labels, seed=args.seed)
     print(text)

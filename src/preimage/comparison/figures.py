@@ -4,6 +4,8 @@ histograms) and Fig. 8E (shift invariance against linear combination index)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from ..io.figures import lambda_axis, pyplot, save_figure
@@ -27,6 +29,9 @@ def curves(runs, layers, path):
             units = [u for u in run.layers.get(layer, {}).values() if u.lambdas]
             if not units:
                 continue
+            # a campaign rerun with other --lambdas holds several grids: draw the commonest
+            grids = Counter(tuple(u.lambdas) for u in units)
+            units = [u for u in units if tuple(u.lambdas) == grids.most_common(1)[0][0]]
             x, low = lambda_axis(units[0].lambdas)
             for row, key in enumerate(("normalized_activation", "normalized_distance")):
                 values = np.array([getattr(u, key) for u in units], dtype=float)

@@ -86,13 +86,18 @@ def _weights(weights):
 
 
 def _from_catalog(path, label):
+    import sqlite3
+
     from ..atlas.catalog import Catalog
 
-    catalog = Catalog.reader(os.path.join(path, "catalog.sqlite"))
     try:
-        network, rows = catalog.network(), catalog.unit_results()
-    finally:
-        catalog.close()
+        catalog = Catalog.reader(os.path.join(path, "catalog.sqlite"))
+        try:
+            network, rows = catalog.network(), catalog.unit_results()
+        finally:
+            catalog.close()
+    except (sqlite3.Error, KeyError, ValueError) as e:
+        raise PreimageError(f"bad run {path!r}: cannot read its catalog ({e})") from None
     if network is None or not rows:
         raise PreimageError(f"bad run {path!r}: the campaign has no finished jobs yet")
     model, weights, seed = network
@@ -105,8 +110,11 @@ def _from_catalog(path, label):
 
 
 def _from_metrics(path, label):
-    with open(os.path.join(path, "metrics.json")) as f:
-        m = json.load(f)
+    try:
+        with open(os.path.join(path, "metrics.json")) as f:
+            m = json.load(f)
+    except ValueError as e:
+        raise PreimageError(f"bad run {path!r}: its metrics.json is not JSON ({e})") from None
     config = m.get("config", {})
     method = config.get("method")
     if method not in ("diverse", "invariance"):
@@ -115,9 +123,11 @@ def _from_metrics(path, label):
             " invariance results and atlas folders"
         )
     run = Run(label or f"{config.get('model')} ({_weights(config.get('weights'))})", path)
-    units = m["units"]
+    units = m.get("units") or []
     if method == "invariance":  # {label: units}: the run's own model first, --compare's after
-        units = next(iter(units.values()))
+        units = next(iter(units.values()), []) if units else []
+    if not units:
+        raise PreimageError(f"bad run {path!r}: its metrics.json holds no units")
     for u in units:
         record = run.record(u["layer"], u["channel"])
         record.update(u.get("sweep", {}))

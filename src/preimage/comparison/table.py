@@ -9,7 +9,6 @@ import os
 import numpy as np
 
 from ..errors import PreimageError
-from ..io.files import atomic_write
 from . import figures
 from .runs import load_run
 from .statistics import (
@@ -91,6 +90,9 @@ def compare(paths, out, labels=None, seed=0):
         )
     if labels is not None and len(labels) != len(paths):
         raise PreimageError(f"bad --labels: {len(labels)} labels for {len(paths)} runs")
+    from ..io.files import atomic_write  # imports torch: not at import time
+
+    check_out(out, paths)
     runs = [load_run(p, None if labels is None else labels[i]) for i, p in enumerate(paths)]
     pairs = [compare_pair(runs[i], runs[i + 1], seed) for i in range(0, len(runs), 2)]
     os.makedirs(out, exist_ok=True)
@@ -110,6 +112,15 @@ def compare(paths, out, labels=None, seed=0):
     }
     atomic_write(os.path.join(out, "comparison.json"), json.dumps(record, indent=1).encode())
     return pairs, text
+
+
+def check_out(out, paths):
+    """--out must not be, or hold, one of the runs: --overwrite would replace it."""
+    where = os.path.realpath(out)
+    for p in paths:
+        run = os.path.realpath(p)
+        if run == where or run.startswith(where + os.sep):
+            raise PreimageError(f"bad --out {out!r}: it holds the run {p!r}; give another folder")
 
 
 def _ci(d, key="median"):

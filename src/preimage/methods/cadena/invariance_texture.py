@@ -81,9 +81,10 @@ def texture_norm(template_norm, window, side):
 
 
 def starts(extent):
-    """Crop starts along one axis of a periodic texture: every pixel, or an even stride that
-    keeps MAX_POSITIONS (a ViT's 224 px unit would otherwise take 448² crops)."""
-    return torch.arange(0, extent, -(-extent // MAX_POSITIONS))
+    """Crop starts along one axis of a periodic texture: every pixel, or MAX_POSITIONS spread
+    evenly over the period (a ViT's 224 px unit would otherwise take 448² crops)."""
+    m = min(int(extent), MAX_POSITIONS)
+    return torch.arange(m) * int(extent) // m
 
 
 def all_crops_activation(model, layer, textures, channels, size, unit, chunk=256):
