@@ -59,6 +59,7 @@ bench: $(VLFEAT)
 	$(BIN)/python benchmarks/bench_diverse.py
 	$(BIN)/python benchmarks/bench_handcrafted.py
 	$(BIN)/python benchmarks/bench_atlas_ray.py --rounds 3
+	$(BIN)/python benchmarks/bench_diversity_distance.py
 
 # The packaged PixelCNN++ prior: trained on scikit-image's photographs (resumes from build/prior.pt)
 prior: $(STAMP)
