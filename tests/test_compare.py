@@ -125,3 +125,19 @@ def test_bad_runs_get_one_line_and_nothing_is_written(campaigns, tmp_path, capsy
     assert main(["compare", *campaigns, "--out", campaigns[1], "--overwrite"]) == 2
     assert "holds the run" in capsys.readouterr().err
     assert load_run(campaigns[1]).layers
+
+
+def test_result_folders_are_read_from_their_metrics(tmp_path):
+    # an invariance run with --compare: the run's own units in DIR, the other model's in compare/
+    out = tmp_path / "inv"
+    argv = ["invariance", "--model", "energy_complex_cell", "--target", "response:0",
+            "--compare", "simple_cell", "--steps", "40", "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    own, other = load_run(str(out)), load_run(str(out / "compare"))
+    assert own.label.startswith("energy_complex_cell") and other.label.startswith("simple_cell")
+    for run, units in zip((own, other), metrics["units"].values()):
+        [u] = units
+        record = run.layers["response"][0]
+        assert record.shift_invariance_index == u["shift_invariance_index"]
+        assert record.diversity_gain == u["sweep"]["diversity_gain"]
