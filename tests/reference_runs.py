@@ -314,12 +314,33 @@ def run_atlas(name, folder):
     return arrays(folder)
 
 
+def cpu_kind():
+    """The processor's family, model, stepping and a digest of its feature flags: two machines
+    with the same PyTorch CPU capability (say AVX512) still round some reductions differently
+    when their processors differ, so bit-identical is only asked of the same kind."""
+    import hashlib
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            first = f.read().split("\n\n")[0]
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(
+        (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in first.splitlines())
+    )
+    flags = hashlib.sha256(" ".join(sorted(fields.get("flags", "").split())).encode()).hexdigest()
+    kind = "/".join(fields.get(k, "?") for k in ("vendor_id", "cpu family", "model", "stepping"))
+    return f"{kind} flags:{flags[:12]}"
+
+
 def environment():
     import torch
 
     return {
         "torch": torch.__version__,
         "cpu": torch.backends.cpu.get_cpu_capability(),
+        "cpu_kind": cpu_kind(),
         "threads": THREADS,
     }
 
