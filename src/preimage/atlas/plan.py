@@ -70,13 +70,24 @@ def parse_methods(text):
     return list(dict.fromkeys(names))
 
 
-def parse_units(text, channels, layer):
-    """'all', N (channels 0..N-1) or a list such as 3,7,10-15; checked against the layer's channel
-    count.
+def parse_units(text, channels, layer, seed=0):
+    """'all', N (channels 0..N-1), a list such as 3,7,10-15, or sample:K (K channels drawn
+    without replacement by numpy's default_rng(seed), in channel order; all of them when the
+    layer has at most K); checked against the layer's channel count.
     """
     text = str(text).strip()
     if text == "all":
         return list(range(channels))
+    if text.startswith("sample:"):
+        k = text[len("sample:") :]
+        if not k.isdigit() or int(k) < 1:
+            raise PreimageError(f"bad --units {text!r}; expected sample:K with K a count such as 32")
+        if int(k) >= channels:
+            return list(range(channels))
+        import numpy as np
+
+        drawn = np.random.default_rng(int(seed)).choice(channels, int(k), replace=False)
+        return sorted(int(c) for c in drawn)
     try:
         if text.isdigit():
             units = list(range(int(text)))
@@ -92,8 +103,8 @@ def parse_units(text, channels, layer):
         units = None
     if not units:
         raise PreimageError(
-            f"bad --units {text!r}; expected all, a count N (channels 0..N-1), or a list such as"
-            " 3,7,10-15"
+            f"bad --units {text!r}; expected all, a count N (channels 0..N-1), a list such as"
+            " 3,7,10-15, or sample:K"
         )
     out = [u for u in dict.fromkeys(units) if 0 <= u < channels]
     if len(out) != len(dict.fromkeys(units)):
@@ -198,7 +209,7 @@ def plan(model, layers, units_text, names, settings):
                 f" (C x H x W) or of flat ones (C: a model's neurons), and {layer} is"
                 f" {tuple(info.shape)}"
             )
-        units = parse_units(units_text, info.shape[0], layer)
+        units = parse_units(units_text, info.shape[0], layer, settings.seed)
         for method in run:
             for start in range(0, len(units), settings.chunk):
                 chunk = units[start : start + settings.chunk]

@@ -28,7 +28,8 @@ def add(sub):
     p.add_argument(
         "--units",
         default="all",
-        help="all, N (channels 0..N-1), or a list such as 3,7,10-15 (default: all)",
+        help="all, N (channels 0..N-1), a list such as 3,7,10-15, or sample:K (K channels of"
+        " each layer drawn with --seed) (default: all)",
     )
     p.add_argument(
         "--methods",
