@@ -182,3 +182,17 @@ def test_invariance_command_compares_two_models(tmp_path, capsys):
     for name in ("invariance.png", "lambdas.png", "chosen.png"):
         assert (out / "units" / "response_0" / name).exists()
         assert (out / "compare" / "units" / "response_0" / name).exists()
+
+
+def test_invariance_compare_of_the_same_model_keeps_both_runs(tmp_path):
+    # the two runs' labels are the same in short; metrics.json must keep both, the own run first
+    from preimage.cli import main
+
+    out = tmp_path / "inv"
+    argv = ["invariance", "--model", "energy_complex_cell", "--target", "response:0"]
+    argv += ["--compare", "energy_complex_cell", "--n", "3", "--steps", "4", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert len(m["summary"]) == 2 and len(m["units"]) == 2
+    first, second = m["units"].values()
+    assert len(first) == len(second) == 1

@@ -81,7 +81,7 @@ def parse_units(text, channels, layer, seed=0):
     if text.startswith("sample:"):
         k = text[len("sample:") :]
         if not k.isdigit() or int(k) < 1:
-            raise PreimageError(f"bad --units {text!r}; expected sample:K with K a count such as 32")
+            raise PreimageError(f"bad --units {text!r}; expected sample:K, K a count such as 32")
         if int(k) >= channels:
             return list(range(channels))
         import numpy as np

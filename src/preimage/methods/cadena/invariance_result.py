@@ -107,6 +107,19 @@ class InvarianceResult(Result):
     def results(self):
         return [self] + ([self.compare] if self.compare is not None else [])
 
+    def labels(self):
+        """{label: result}, the run's own model first: its label, made longer where --compare's
+        would be the same (two random seeds of one network are both 'random' in short), so that
+        neither's units replace the other's in metrics.json."""
+        runs = self.results()
+        short = [r.label for r in runs]
+        if len(set(short)) == len(short):
+            return dict(zip(short, runs))
+        full = [f"{r.config['model']} ({r.config['weights']})" for r in runs]
+        if len(set(full)) == len(full):
+            return dict(zip(full, runs))
+        return {f"{lab} #{i + 1}": r for i, (lab, r) in enumerate(zip(full, runs))}
+
     def summary_of(self):
         sii = [u.shift_invariance_index for u in self.units if u.shift_invariance_index is not None]
         lci = [
@@ -139,8 +152,8 @@ class InvarianceResult(Result):
         if self.compare is not None:
             self.compare.save(os.path.join(folder, "compare"))
         groups = {
-            r.label: [(u.shift_invariance_index, u.linear_combination_index) for u in r.units]
-            for r in self.results()
+            label: [(u.shift_invariance_index, u.linear_combination_index) for u in r.units]
+            for label, r in self.labels().items()
         }
         figures.invariance_plots(groups, folder)
         return write_metrics(
@@ -148,8 +161,8 @@ class InvarianceResult(Result):
             self.config,
             argv,
             wall_seconds=round(self.seconds, 1),
-            summary={r.label: r.summary_of() for r in self.results()},
-            units={r.label: [u.as_dict() for u in r.units] for r in self.results()},
+            summary={label: r.summary_of() for label, r in self.labels().items()},
+            units={label: [u.as_dict() for u in r.units] for label, r in self.labels().items()},
             files=[*figures.INVARIANCE_PLOTS, "result.npz", "units/"],
         )
 
@@ -180,7 +193,7 @@ class InvarianceResult(Result):
 
     def summary(self, folder):
         lines = []
-        for r in self.results():
+        for label, r in self.labels().items():
             s = r.summary_of()
             sp = s["spearman"]
             rho = (
@@ -189,7 +202,7 @@ class InvarianceResult(Result):
                 else f"{sp['rho']:.2f} (p = {sp['p']:.2g}, {sp['units']} units)"
             )
             lines.append(
-                f"{r.label}: median shift invariance {fmt(s['median_shift_invariance_index'])},"
+                f"{label}: median shift invariance {fmt(s['median_shift_invariance_index'])},"
                 f" median linear combination {fmt(s['median_linear_combination_index'])};"
                 f" Spearman ρ {rho}"
             )
