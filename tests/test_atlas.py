@@ -514,3 +514,20 @@ def test_jobs_reload_the_planned_models_weights(lite0):
             ["visualize"],
             Settings(),
         )
+
+
+def test_layout_overrides_travel_to_the_workers(lite0):
+    import preimage
+    from preimage.atlas import jobs
+    from preimage.models.layout import override_text, parse_layout
+
+    for text in ("nchw", "nhwc", "flat", "tokens:0", "tokens:1", "tokens:1:14x14"):
+        assert override_text(parse_layout(text)) == text
+    s = Settings(steps=2, size=32)
+    [plain] = plan(lite0, ["_blocks.0"], "1", ["visualize"], s)
+    assert "layouts" not in plain  # a campaign without overrides keeps its job ids
+    given = preimage.load_model("efficientnet_lite0").with_layouts({"_blocks.0": "nchw"})
+    [spec] = plan(given, ["_blocks.0"], "1", ["visualize"], s)
+    assert spec["layouts"] == {"_blocks.0": "nchw"} and spec["id"] != plain["id"]
+    worker = jobs._model(spec)
+    assert worker.layouts == {"_blocks.0": "nchw"} and jobs._model(plain).layouts == {}

@@ -53,12 +53,20 @@ def _model(spec):
     """Models are cached per process: a Ray worker loads each network once for all its jobs."""
     from ..models import load_model
 
-    key = (spec["model"], spec["weights"], spec["weights_seed"], spec["device"])
+    layouts = spec.get("layouts") or {}
+    key = (
+        spec["model"],
+        spec["weights"],
+        spec["weights_seed"],
+        spec["device"],
+        tuple(sorted(layouts.items())),
+    )
     if key not in _MODELS:
         _MODELS.clear()  # one network at a time keeps a worker's memory bounded
-        _MODELS[key] = load_model(
+        model = load_model(
             spec["model"], weights=spec["weights"], seed=spec["weights_seed"], device=spec["device"]
         )
+        _MODELS[key] = model.with_layouts(layouts) if layouts else model
     return _MODELS[key]
 
 

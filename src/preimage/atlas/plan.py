@@ -182,6 +182,10 @@ def _spec(model, weights, method, settings, address, chunk):
         "pixels": method.atlas.image_size(model, address, s),
         "batch": batch,
     }
+    if model.layouts:  # --layout overrides travel to the workers (absent otherwise: ids unchanged)
+        from ..models.layout import override_text
+
+        spec["layouts"] = {k: override_text(v) for k, v in sorted(model.layouts.items())}
     spec["id"] = job_id(spec)
     return spec
 

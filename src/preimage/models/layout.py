@@ -67,6 +67,16 @@ class Layout:
         return self.kind
 
 
+def override_text(layout):
+    """A Layout (or its text) as ``--layout`` writes it, which ``parse_layout`` reads back."""
+    if not isinstance(layout, Layout):
+        return str(layout)
+    if layout.kind != "tokens":
+        return layout.kind
+    grid = f":{layout.grid[0]}x{layout.grid[1]}" if layout.grid else ""
+    return f"tokens:{layout.prefix}{grid}"
+
+
 NCHW = Layout("nchw")
 FLAT = Layout("flat")
 
