@@ -352,3 +352,16 @@ def test_batch_folded_layers_have_no_layout_and_cls_is_refused_where_it_cannot_a
     vit = _tv_vit()
     with pytest.raises(preimage.PreimageError, match="takes channels of one layer"):
         preimage.run("diverse", vit, target="encoder.layers.encoder_layer_0:3@cls", steps=1)
+
+
+def test_logits_of_a_fixed_size_model_resize_the_images():
+    # a ViT runs at its input size only: logits of a 20 px image are those of it resized to 32 px
+    import torch.nn.functional as F
+
+    model = _tv_vit()
+    model.module.eval()
+    small = torch.rand(2, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    resized = F.interpolate(small, size=(32, 32), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        assert torch.allclose(model.logits(small), model.logits(resized), atol=1e-6)
+        assert model.logits(small).shape == (2, 10)

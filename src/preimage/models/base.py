@@ -327,6 +327,13 @@ class VisionModel:
         return acts
 
     def logits(self, images):
+        """The network's output for display-space images; a model that runs at its input size
+        only gets them resized to it (bilinear, antialiased) first."""
+        size = self.input_size
+        if self.fixed_input_size and tuple(images.shape[-2:]) != (size, size):
+            images = torch.nn.functional.interpolate(
+                images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
         return self.module(self.preprocess(images))
 
 
