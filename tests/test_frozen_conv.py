@@ -22,6 +22,8 @@ CONFIGS = [
     (4, 4, 4, 3, 1, (4, 0, 0, 4), 10),  # padding wider than the kernel
     (4, 4, 4, 3, 1, (1, 0, 1, 0), 8),  # more padding at the top than at the bottom
     (3, 8, 1, 4, 4, (0, 0, 0, 0), 6),  # patch embedding: the last rows and columns are never read
+    (1, 16, 1, 13, 1, (0, 0, 0, 0), 22),  # a grey cnn core's first layer: the blocked correlation
+    (3, 8, 1, 7, 1, (3, 3, 2, 4), 13),  # RGB, 7 x 7, uneven padding, blocks past the edge
 ]
 
 
@@ -44,6 +46,23 @@ def test_input_gradient_is_autograds(cin, cout, groups, k, stride, pad, size, ch
     assert torch.equal(y1, y2)
     assert r2.shape == x.shape
     assert torch.allclose(r2, r1, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [2, 4, 5])
+@pytest.mark.parametrize("shape", [(1, 16, 13, 40, 0), (2, 9, 7, 17, 3), (4, 8, 9, 11, 8)])
+def test_blocked_correlation_is_conv2d(block, shape):
+    # out channels, in channels, kernel, size, padding; sizes not a multiple of the block
+    o, c, k, size, pad = shape
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, c, size, size + 3, generator=g, dtype=torch.float64)
+    w = torch.randn(o, c, k, k + 2, generator=g, dtype=torch.float64)
+    want = F.conv2d(x, w, padding=(pad, pad + 1))
+    crop = (want.shape[2] - 1, want.shape[3])
+    from preimage.models.fast.frozen_conv import blocked_conv2d
+
+    got = blocked_conv2d(x, w, (pad, pad + 1), crop, block=block)
+    assert got.shape == (2, o, *crop)
+    assert torch.allclose(got, want[:, :, : crop[0], : crop[1]], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("phase_kernels", [True, False])
