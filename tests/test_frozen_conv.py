@@ -49,18 +49,27 @@ def test_input_gradient_is_autograds(cin, cout, groups, k, stride, pad, size, ch
 
 
 @pytest.mark.parametrize("block", [2, 4, 5])
-@pytest.mark.parametrize("shape", [(1, 16, 13, 40, 0), (2, 9, 7, 17, 3), (4, 8, 9, 11, 8)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        # out channels, in channels, kernel (kh, kw), input (h, w), padding (ph, pw)
+        (1, 16, (13, 13), (28, 28), (12, 12)),  # a first layer's input gradient: 4-aligned
+        (1, 16, (13, 15), (40, 43), (0, 1)),
+        (2, 9, (7, 9), (17, 20), (3, 4)),
+        (4, 8, (9, 11), (11, 14), (8, 9)),
+        (1, 8, (9, 9), (20, 20), (4, 4)),  # 2- and 4-aligned
+    ],
+)
 def test_blocked_correlation_is_conv2d(block, shape):
-    # out channels, in channels, kernel, size, padding; sizes not a multiple of the block
-    o, c, k, size, pad = shape
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(2, c, size, size + 3, generator=g, dtype=torch.float64)
-    w = torch.randn(o, c, k, k + 2, generator=g, dtype=torch.float64)
-    want = F.conv2d(x, w, padding=(pad, pad + 1))
-    crop = (want.shape[2] - 1, want.shape[3])
     from preimage.models.fast.frozen_conv import blocked_conv2d
 
-    got = blocked_conv2d(x, w, (pad, pad + 1), crop, block=block)
+    o, c, k, size, pad = shape
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, c, *size, generator=g, dtype=torch.float64)
+    w = torch.randn(o, c, *k, generator=g, dtype=torch.float64)
+    want = F.conv2d(x, w, padding=pad)
+    crop = (want.shape[2] - 1, want.shape[3])
+    got = blocked_conv2d(x, w, pad, crop, block=block)
     assert got.shape == (2, o, *crop)
     assert torch.allclose(got, want[:, :, : crop[0], : crop[1]], rtol=1e-12, atol=1e-12)
 
