@@ -1,4 +1,5 @@
-"""The blocked correlation for a first layer's input gradient, and a population sweep's step.
+"""The blocked correlation for a first layer's input gradient, ELU in place, and a population
+sweep's step.
 
     python benchmarks/bench_blocked_conv.py [--images 2880] [--rounds 5]
 
@@ -7,8 +8,8 @@
    space-to-depth blocks), on 720 images.
 2. One optimization step (forward and backward to the image) of the recorded-neurons model that
    a 40-neuron λ sweep runs (40 neurons x 12 λ x 6 images = 2,880 images of 40 px, the default
-   three-layer core and factorized readout, through the model's fast copy), with and without the
-   blocked path.
+   three-layer core and factorized readout, through the model's fast copy): as before (oneDNN's
+   input gradient, ELU out of place), with the blocked path, and with the ELUs in place too.
 
 Medians of alternating rounds in one process, and their ratios (these machines are noisy).
 """
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 import preimage.models.fast.frozen_conv as fc
+import preimage.models.fast.fusion as fusion
 from preimage.models.zoo.neurons import vision_model
 from preimage.neurons.network import build
 
@@ -54,23 +56,32 @@ def first_layer(rounds):
 
 
 def sweep_step(images, rounds):
-    model = vision_model(build(CONFIG), CONFIG)
-    fast = model.runner(["neurons"])
+    """Seconds of a step: as before this round (oneDNN's input gradient, ELU out of place), with
+    the blocked first layer, and with the ELUs in place too."""
+    net = build(CONFIG)
+    with_elu = vision_model(net, CONFIG).runner(["neurons"])
+    original_elu = fusion._in_place_activations
+    fusion._in_place_activations = lambda *a: []
+    try:
+        without_elu = vision_model(net, CONFIG).runner(["neurons"])
+    finally:
+        fusion._in_place_activations = original_elu
     x0 = torch.randn(images, 1, 40, 40, generator=torch.Generator().manual_seed(0))
     unit = torch.arange(images) * CONFIG["neurons"] // images
 
-    def step():
+    def step(fast):
         x = x0.clone().requires_grad_(True)
         fast(x)[torch.arange(images), unit].sum().backward()
 
     original = fc._blocked_pays
-    times = {"oneDNN": [], "blocked": []}
+    times = {"before": [], "blocked": [], "blocked + ELU in place": []}
     try:
         for _ in range(rounds):
             fc._blocked_pays = lambda *a: False
-            times["oneDNN"].append(seconds(step))
+            times["before"].append(seconds(lambda: step(without_elu)))
             fc._blocked_pays = original
-            times["blocked"].append(seconds(step))
+            times["blocked"].append(seconds(lambda: step(without_elu)))
+            times["blocked + ELU in place"].append(seconds(lambda: step(with_elu)))
     finally:
         fc._blocked_pays = original
     return {k: statistics.median(v) for k, v in times.items()}
@@ -82,12 +93,17 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
     torch.set_num_threads(torch.get_num_threads())
-    for label, result in (
-        ("first layer's input gradient, 720 images", first_layer(args.rounds)),
-        (f"sweep step, {args.images} images", sweep_step(args.images, args.rounds)),
-    ):
-        a, b = result["oneDNN"], result["blocked"]
-        print(f"{label}: oneDNN {a:.3f} s, blocked {b:.3f} s, {a / b:.2f}x", flush=True)
+    layer = first_layer(args.rounds)
+    a, b = layer["oneDNN"], layer["blocked"]
+    print(f"first layer's input gradient, 720 images: oneDNN {a:.3f} s, blocked {b:.3f} s,"
+          f" {a / b:.2f}x", flush=True)  # fmt: skip
+    step = sweep_step(args.images, args.rounds)
+    base = step["before"]
+    print(
+        f"sweep step, {args.images} images: "
+        + ", ".join(f"{k} {v:.3f} s ({base / v:.2f}x)" for k, v in step.items()),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

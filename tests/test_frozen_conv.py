@@ -346,3 +346,35 @@ def test_a_module_that_cannot_be_copied_runs_as_it_is():
         progress=False,
     )
     assert result.steps == 3
+
+
+def test_cnn_core_fast_copy_runs_elu_in_place_with_the_original_gradients():
+    # a recorded-neurons core (conv, batch norm, ELU x 3 from one grey channel): its copy folds the
+    # batch norms, runs the ELUs in place and the first layer's input gradient blocked, and keeps
+    # every value it serves and the input gradient; the convolutions' own addresses it does not
+    # serve (the ELU overwrote their outputs)
+    from preimage.models.fast.fusion import fuse
+    from preimage.neurons.cores import CNNCore
+
+    core = CNNCore(1, 16, (13, 3, 3), seed=2).eval()
+    with torch.no_grad():  # batch-norm statistics other than the defaults
+        for bn in core.layers[1::3]:
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    core.requires_grad_(False)
+    x = torch.randn(3, 1, 40, 40, generator=torch.Generator().manual_seed(3))
+    fast, changed = fuse(core, x)
+    elus = [m for m in fast.layers if isinstance(m, torch.nn.ELU)]
+    assert len(elus) == 3 and all(m.inplace for m in elus)
+    assert {"layers.0", "layers.3", "layers.6"} <= changed and "layers.2" not in changed
+    for layer in ("layers.2", "layers.5", "output"):
+        x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+        with capture(fast, [layer]) as c:
+            a = c.run(x1)[layer]
+        with capture(core, [layer]) as c:
+            b = c.run(x2)[layer]
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+        weights = torch.linspace(-1, 1, a.shape[1]).view(1, -1, 1, 1)
+        (g1,) = torch.autograd.grad((a * weights).square().mean(), x1)
+        (g2,) = torch.autograd.grad((b * weights).square().mean(), x2)
+        assert torch.allclose(g1, g2, rtol=1e-3, atol=1e-5 * g2.abs().max())

@@ -163,6 +163,35 @@ def _fusable_activations(module, inputs, convs_already_changed):
     return found
 
 
+@torch.no_grad()
+def _in_place_activations(module, inputs, convs_already_changed):
+    """[(ELU path, [paths in between])]: ELUs that may overwrite the convolution output they read.
+
+    In place, ELU's backward reads its output (no exponential again) and its forward allocates
+    nothing: on the CPU forward + backward of a cnn core's ELU take about two thirds of the time.
+    The same conditions as ``_fusable_activations``: each call reads a folded convolution's
+    output, called once, that nothing else reads (whose address the copy no longer serves).
+    """
+    trace = _trace(module, inputs)
+    found = []
+    for act, ids in trace.inputs.items():
+        m = module.get_submodule(act)
+        if type(m) is not nn.ELU or m.inplace:
+            continue
+        convs = [trace.producer(i) for i in ids]
+        if all(
+            c is not None
+            and c in convs_already_changed
+            and trace.calls.get(c) == 1
+            and trace.uses.get(i) == 1
+            for c, i in zip(convs, ids)
+        ) and len(set(convs)) == len(convs):
+            found.append(
+                (act, [p for i in ids for p in trace.outputs.get(i, []) if p not in convs])
+            )
+    return found
+
+
 def _set(root, path, new):
     parent, _, name = path.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, name, new)
@@ -239,6 +268,9 @@ def fuse(module, inputs):
             fast, act_path, nn.Identity()
         )  # its hooks still see its output: the clamped conv output
         clamps.update({fast.get_submodule(c): bounds for c in convs})
+        changed.update(between)
+    for act_path, between in _in_place_activations(fast, inputs, changed):
+        _set(fast, act_path, nn.ELU(fast.get_submodule(act_path).alpha, inplace=True))
         changed.update(between)
     sped_up = speed_up_convolutions(fast, clamps)
     if not changed and not sped_up:  # nothing to gain: no copy
