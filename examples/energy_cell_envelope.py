@@ -12,21 +12,9 @@ a template puts it under the envelope; the ratio ideal / λ = 0 is what a narrow
 
 from __future__ import annotations
 
-import math
-
-import torch
-
 from preimage.methods.cadena import invariance as I
 from preimage.methods.cadena import invariance_texture as T
 from preimage.models.zoo import v1_cells
-
-
-def grating(model, norm, side=64):
-    """A vertical grating of the cells' wavelength, periodic on ``side`` px, at a centred norm."""
-    x = torch.arange(side, dtype=torch.float32)
-    stripes = torch.cos(2 * math.pi * x / v1_cells.WAVELENGTH).expand(1, 3, side, side)
-    scale, shift = model.centering(stripes)
-    return (stripes * norm / stripes.norm() - shift) / scale
 
 
 def main():
@@ -36,12 +24,8 @@ def main():
         result = I.run(model, I.InvarianceSettings(target="response:0"), progress=False)
         unit, sweep = result.units[0], result.sweeps[0]
         best = float(sweep.activations[0].mean())
-        ideal = float(
-            T.all_crops_activation(
-                model, "response", grating(model, unit.extra["texture_norm"]), [0], 32,
-                I.centre_unit,
-            )
-        )  # fmt: skip
+        texture = v1_cells.periodic_grating(model, unit.extra["texture_norm"])
+        ideal = float(T.all_crops_activation(model, "response", texture, [0], 32, I.centre_unit))
         print(
             f"{sigma:g} | {unit.shift_invariance_index:.3f} | {unit.crop_activation:.2f} |"
             f" {ideal:.2f} | {unit.template_activation:.2f} | {best:.2f} | {ideal / best:.3f}"

@@ -1,7 +1,6 @@
 """Invariance indices on toy cells (Cadena et al. §4.4, §4.5)."""
 
 import json
-import math
 
 import pytest
 import torch
@@ -86,12 +85,7 @@ def test_corner_cell_is_a_shape_unit(indices):
 
 
 def _grating_texture(model, phase, norm, side=64, wavelength=v1_cells.WAVELENGTH):
-    """A vertical grating of the toy cells' wavelength, periodic on side px, at a centred norm."""
-    x = torch.arange(side, dtype=torch.float32)
-    stripes = torch.cos(2 * math.pi * x / wavelength + phase).expand(1, 3, side, side)
-    scale, shift = model.centering(stripes)
-    centred = stripes * norm / stripes.norm()
-    return (centred - shift) / scale
+    return v1_cells.periodic_grating(model, norm, phase, side, wavelength)
 
 
 def test_every_crop_start_counts_alike_so_the_mean_ignores_where_the_texture_begins():

@@ -86,6 +86,16 @@ def grating(phase, size=SIZE, wavelength=WAVELENGTH, sigma=SIGMA, orientation=OR
     return gabor(phase, size, wavelength, sigma, orientation)
 
 
+def periodic_grating(model, norm, phase=0.0, side=64, wavelength=WAVELENGTH):
+    """A vertical grating of the cells' wavelength, periodic on ``side`` px, at a centred norm
+    (``model.centering``) and in display space: the best periodic texture of the energy cell, the
+    ideal a §4.4 texture is measured against."""
+    x = torch.arange(side, dtype=torch.float32)
+    stripes = torch.cos(2 * math.pi * x / wavelength + phase).expand(1, 3, side, side)
+    scale, shift = model.centering(stripes)
+    return (stripes * norm / stripes.norm() - shift) / scale
+
+
 class Grey(nn.Module):
     """The mean of the colour channels: N x 3 x H x W -> N x 1 x H x W."""
 
