@@ -23,7 +23,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-import preimage.models.fast.frozen_conv as fc
+import preimage.models.fast.blocked_conv as bc
 import preimage.models.fast.fusion as fusion
 from preimage.models.zoo.neurons import vision_model
 from preimage.neurons.network import build
@@ -46,7 +46,7 @@ def first_layer(rounds):
     kernel = torch.randn(1, 16, 13, 13, generator=g)  # the transposed, flipped 16 -> 1 kernel
     grad_out = torch.randn(720, 16, 28, 28, generator=g)
     plain = lambda: F.conv2d(grad_out, kernel, padding=12)  # noqa: E731
-    blocked = lambda: fc.blocked_conv2d(grad_out, kernel, (12, 12), (40, 40))  # noqa: E731
+    blocked = lambda: bc.blocked_conv2d(grad_out, kernel, (12, 12), (40, 40))  # noqa: E731
     assert torch.allclose(plain(), blocked(), atol=1e-3)
     times = {"oneDNN": [], "blocked": []}
     for _ in range(rounds):
@@ -73,17 +73,17 @@ def sweep_step(images, rounds):
         x = x0.clone().requires_grad_(True)
         fast(x)[torch.arange(images), unit].sum().backward()
 
-    original = fc._blocked_pays
+    original = bc.pays
     times = {"before": [], "blocked": [], "blocked + ELU in place": []}
     try:
         for _ in range(rounds):
-            fc._blocked_pays = lambda *a: False
+            bc.pays = lambda *a: False
             times["before"].append(seconds(lambda: step(without_elu)))
-            fc._blocked_pays = original
+            bc.pays = original
             times["blocked"].append(seconds(lambda: step(without_elu)))
             times["blocked + ELU in place"].append(seconds(lambda: step(with_elu)))
     finally:
-        fc._blocked_pays = original
+        bc.pays = original
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -61,7 +61,7 @@ def test_input_gradient_is_autograds(cin, cout, groups, k, stride, pad, size, ch
     ],
 )
 def test_blocked_correlation_is_conv2d(block, shape):
-    from preimage.models.fast.frozen_conv import blocked_conv2d
+    from preimage.models.fast.blocked_conv import blocked_conv2d
 
     o, c, k, size, pad = shape
     g = torch.Generator().manual_seed(1)

@@ -49,6 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import blocked_conv
+
 
 def _transposed_kernel(weight, groups):
     """(Cout, Cin/G, kh, kw) -> (Cin, Cout/G, kh, kw): in and out channels swapped within each
@@ -79,65 +81,6 @@ def _phase_kernel(weight, groups, stride):
     return w.flip(-2, -1).reshape(cin * sh * sw, cout_g, mh, mw).contiguous()
 
 
-BLOCK = 4  # the side of the space-to-depth blocks of ``blocked_conv2d`` (2 and 8 measured slower)
-
-
-def _blocked_kernel(kernel, block):
-    """(O, C, kh, kw) -> (O*b*b, C*b*b, U, V): the kernel of the same correlation between
-    space-to-depth blocks. Output channel (o, a, e) (the pixel at row a, column e of a block)
-    reads input channel (c, p, q) at block offset (u, v) through the tap (b*u + p - a, b*v + q - e),
-    zero where that tap falls off the kernel."""
-    o, c, kh, kw = kernel.shape
-    u_count, v_count = (block + kh - 2) // block + 1, (block + kw - 2) // block + 1
-    padded = F.pad(kernel, (block - 1, block * v_count - kw, block - 1, block * u_count - kh))
-    r = torch.arange(block, device=kernel.device)
-    # rows[a, p, u] = b*u + p - a, shifted by the b - 1 rows of zeros in front
-    rows = block * torch.arange(u_count, device=kernel.device) + r[None, :, None] - r[:, None, None]
-    cols = block * torch.arange(v_count, device=kernel.device) + r[None, :, None] - r[:, None, None]
-    rows, cols = rows[..., None, None, None] + block - 1, cols[None, None, None] + block - 1
-    taps = padded[:, :, rows, cols]  # (O, C, a, p, u, e, q, v)
-    taps = taps.permute(0, 2, 5, 1, 3, 6, 4, 7)  # (O, a, e, C, p, q, u, v)
-    return taps.reshape(o * block * block, c * block * block, u_count, v_count).contiguous()
-
-
-def blocked_conv2d(x, kernel, padding, out_size, block=BLOCK):
-    """conv2d(x, kernel, padding=padding) (stride 1, one group), its first ``out_size`` rows and
-    columns, as a convolution between block x block space-to-depth blocks.
-
-    oneDNN's kernels are slow for a convolution with a large kernel into few output channels (the
-    input gradient of a grey or RGB image's first layer): for one channel from 16 through 13 x 13
-    at 40 px, about three times slower than the same correlation run between 4 x 4 blocks, which
-    has b² times the output channels and a 4 x 4 kernel (``benchmarks/bench_blocked_conv.py``).
-    """
-    n, c, h, w = x.shape
-    o = kernel.shape[0]
-    kb = _blocked_kernel(kernel, block)
-    u_count, v_count = kb.shape[-2:]
-    rows, cols = -(-out_size[0] // block), -(-out_size[1] // block)
-    ph, pw = padding
-    need_h, need_w = (rows + u_count - 1) * block, (cols + v_count - 1) * block
-    hb, wb = need_h // block, need_w // block
-    if all(v % block == 0 for v in (ph, pw, h, w)) and ph + h <= need_h and pw + w <= need_w:
-        # the blocks written straight from the input: one pass instead of a pad and a permute
-        blocks = x.new_zeros(n, c, block, block, hb, wb)
-        window = blocks.permute(0, 1, 4, 2, 5, 3)[
-            :, :, ph // block : (ph + h) // block, :, pw // block : (pw + w) // block
-        ]
-        window.copy_(x.reshape(n, c, h // block, block, w // block, block))
-    else:
-        x = F.pad(x, (pw, need_w - w - pw, ph, need_h - h - ph))  # crops where it needs less
-        blocks = x.reshape(n, c, hb, block, wb, block).permute(0, 1, 3, 5, 2, 4)
-    y = F.conv2d(blocks.reshape(n, c * block * block, hb, wb), kb)
-    y = y.reshape(n, o, block, block, rows, cols).permute(0, 1, 4, 2, 5, 3)
-    return y.reshape(n, o, rows * block, cols * block)[:, :, : out_size[0], : out_size[1]]
-
-
-def _blocked_pays(grad_out, kernel, groups):
-    # few output channels, many input channels, a large kernel, on the CPU (cuDNN is fast)
-    o, c, kh, kw = kernel.shape
-    return grad_out.device.type == "cpu" and groups == 1 and o <= 4 and c >= 8 and kh * kw >= 49
-
-
 def input_gradient(grad_out, kernel, stride, padding, groups, input_shape):
     """The gradient with respect to the input of conv2d(pad(x), weight, stride, groups).
 
@@ -158,8 +101,8 @@ def input_gradient(grad_out, kernel, stride, padding, groups, input_shape):
         # the full correlation, cropped to the input's window through a smaller padding
         # (it is hin + bottom - top rows high: at least hin)
         pad = (mh - 1 - top, mw - 1 - left)
-        if _blocked_pays(grad_out, kernel, groups):
-            g = blocked_conv2d(grad_out, kernel, pad, (hin, win))
+        if blocked_conv.pays(grad_out, kernel, groups):
+            g = blocked_conv.blocked_conv2d(grad_out, kernel, pad, (hin, win))
         else:
             g = F.conv2d(grad_out, kernel, padding=pad, groups=groups)
         return g[:, :, :hin, :win].contiguous(memory_format=fmt)
