@@ -24,7 +24,8 @@ from ..models.layers import capture
 from .fast.cpu_memory import keep_freed_memory
 from .objectives import Context
 from .optim import Optimizer
-from .stopping import Convergence
+from .retirement import ActiveSet
+from .stopping import Convergence, GroupConvergence
 from .transforms import Pipeline
 
 __all__ = ["render", "RenderResult", "Convergence"]
@@ -39,7 +40,8 @@ class RenderResult:
     final objective per element (targets plus weighted regularizers). activations: the final
     value of the target terms per element. trace: steps x N, the objective per element per
     step. measurements: what the objective's terms measured on the final images (such as the
-    diversity term's closest distances), by term name.
+    diversity term's closest distances), by term name. element_steps: the steps each element was
+    optimized (fewer than ``steps`` for a group retired early by a ``GroupConvergence``).
     """
 
     images: torch.Tensor
@@ -52,6 +54,7 @@ class RenderResult:
     config: dict = field(default_factory=dict)
     labels: list = field(default_factory=list)
     measurements: dict = field(default_factory=dict)
+    element_steps: torch.Tensor | None = None
 
     def picture(self):
         """The images with their labels and final activations (a ``Picture``)."""
@@ -188,7 +191,8 @@ def render(
     the N images and which has ``set_images`` and ``describe``). transforms: a ``Pipeline`` of
     random transforms (``parse_transforms``), or None. views: a views stage (such as
     ``WindowedCrops``), or None. optimizer: an ``Optimizer`` (default Adam at 0.05). steps: the
-    most steps. stop: a ``Convergence`` (None: exactly ``steps``). constraints: projections
+    most steps. stop: a ``Convergence`` (None: exactly ``steps``), or a ``GroupConvergence``,
+    which drops each group from the batch once it has converged. constraints: projections
     applied after each step (such as ``PixelNormBound``). generator: the random transforms and
     views draw from it (default: a new one seeded with ``seed``, 0 when neither is given; the
     record keeps ``seed``). init: images to start from.
@@ -217,7 +221,7 @@ def render(
     loop = (image_param, forward, objective, opt, constraints, stop, bar)
     try:
         with capture(model.runner(forward.addresses), forward.addresses, model.layout_at) as cap:
-            trace, seconds = _optimize(model, loop, steps, generator, cap)
+            trace, seconds, element_steps = _optimize(model, loop, steps, generator, cap)
             final = _evaluate(image_param, forward, objective, len(trace), cap)
     finally:
         bar.close()
@@ -236,12 +240,18 @@ def render(
         config=config,
         labels=list(labels) if labels else [str(i) for i in range(n)],
         measurements={k: v.detach().float().cpu() for k, v in measured.items()},
+        element_steps=element_steps,
     )
 
 
 def _optimize(model, loop, steps, generator, cap):
-    """The steps: returns the objective of every element at every step, and the seconds."""
+    """The steps: returns the objective of every element at every step, the seconds, and the
+    steps of each element."""
     image_param, forward, objective, opt, constraints, stop, bar = loop
+    active = None
+    if isinstance(stop, GroupConvergence):
+        with torch.no_grad():
+            active = ActiveSet(image_param, opt, stop, image_param().shape[0])
     # One buffer for the whole trace: a small tensor kept alive every step would sit in a hole of
     # the freed activations that malloc keeps (keep_freed_memory) and fragment the heap, which
     # then grows by the size of a step's activations each step.
@@ -268,14 +278,27 @@ def _optimize(model, loop, steps, generator, cap):
         values = values.detach()
         if trace is None:
             trace = torch.empty((steps, values.numel()), dtype=values.dtype, device=values.device)
-        trace[step] = values
+        if active is None:
+            trace[step] = values
+        else:
+            active.record(trace, step, values)
         bar.set_postfix_str(f"objective={-total / values.numel():.4g}", refresh=False)
         bar.update()
-        if stop is not None and stop(step, values):
+        if active is not None:
+            done = stop.stalled_groups(step, values)
+            if bool(done.all()):
+                break
+            if bool(done.any()):
+                objective = active.retire(done, step)
+        elif stop is not None and stop(step, values):
             break
+    seconds = time.perf_counter() - start
     if trace is None:  # no step
-        return torch.zeros(0, 0), time.perf_counter() - start
-    return trace[: step + 1], time.perf_counter() - start
+        return torch.zeros(0, 0), seconds, torch.zeros(0, dtype=torch.long)
+    if active is None:
+        return trace[: step + 1], seconds, torch.full((trace.shape[1],), step + 1)
+    active.restore(step + 1)
+    return trace[: step + 1], seconds, active.steps
 
 
 @torch.no_grad()

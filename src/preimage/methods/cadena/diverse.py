@@ -14,7 +14,9 @@ parameterization (``NormalizedParam``), not by projection after each step, which
 
 λ is swept over 0, 0.02, 0.04, ..., 20.48; the chosen λ is the largest whose mean activation
 stays at or above a threshold (the model's hint, 0.9 by default) times the λ = 0 activation.
-Every (unit, λ) group of n images is independent, so all groups of a layer run as one batch.
+Every (unit, λ) group of n images is independent, so all groups of a layer run as one batch,
+and each group leaves the batch once it has converged (``GroupConvergence``): the batch shrinks
+as the sweep goes on instead of running every group as long as the slowest.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ...engine import objectives as O
 from ...engine.optim import Optimizer
 from ...engine.params import ImageParam, NormalizedParam
 from ...engine.render import render
-from ...engine.stopping import convergence
+from ...engine.stopping import GroupConvergence
 from ...engine.targets import parse_target
 from ...engine.views import Groups
 from ...errors import PreimageError
@@ -90,7 +92,8 @@ class DiverseSettings(Settings):
     lr: float = setting(0.1, "Adam's learning rate", check=positive)
     patience: int = setting(
         50,
-        "stop once no image has improved for this many steps; 0 runs every step",
+        "a (unit, λ) group stops, and leaves the batch, once none of its images has improved for"
+        " this many steps; 0 runs every step",
         check=at_least(0),
     )
     distance: str = setting("auto", "'auto' (the preceding layer), 'pixels', or a layer name")
@@ -214,23 +217,42 @@ def sweep(model, setup, channels, progress=True, max_pixels=MAX_PIXELS):
     return out
 
 
+def _objective(setup, groups):
+    """Eq. 1 for these (unit channel, λ) groups of n images each: the objective and its
+    diversity term."""
+    n = setup.n
+    diversity = O.min_distance(setup.distance_layer, Groups(n), [lam for _, lam in groups])
+    objective = O.unit(setup.layer, [c for c, _ in groups for _ in range(n)]) + diversity
+    if setup.prior is not None and setup.prior_weight:
+        objective = objective + setup.prior_weight * O.log_prior(setup.prior)
+    return objective, diversity
+
+
+def _stop(setup, groups):
+    """Each (unit, λ) group stops once it has converged and leaves the batch, so the groups that
+    are done early do not run as long as the slowest one."""
+    if not setup.patience:
+        return None
+    return GroupConvergence(
+        setup.n,
+        lambda kept: _objective(setup, [groups[g] for g in kept])[0],
+        patience=setup.patience,
+    )
+
+
 def _batch(model, setup, channels, progress):
     n, lambdas = setup.n, setup.lambdas
     L = len(lambdas)
     total = len(channels) * L * n
-    unit_channels = [c for c in channels for _ in range(L * n)]
-    group_lambdas = [lam for _ in channels for lam in lambdas]
-    diversity = O.min_distance(setup.distance_layer, Groups(n), group_lambdas)
-    objective = O.unit(setup.layer, unit_channels) + diversity
-    if setup.prior is not None and setup.prior_weight:
-        objective = objective + setup.prior_weight * O.log_prior(setup.prior)
+    groups = [(c, lam) for c in channels for lam in lambdas]
+    objective, diversity = _objective(setup, groups)
     result = render(
         model,
         objective,
         _param(model, setup, total, len(channels) * L),
         optimizer=Optimizer("adam", setup.lr),
         steps=setup.steps,
-        stop=convergence(setup.patience),
+        stop=_stop(setup, groups),
         seed=setup.seed,
         progress=progress,
         desc=f"diverse {setup.layer} x{len(channels)}",
@@ -240,6 +262,7 @@ def _batch(model, setup, channels, progress):
     images, inputs = result.images.reshape(shape), result.inputs.reshape(shape)
     acts = result.activations.reshape(len(channels), L, n)
     meta = {"steps": result.steps, "seconds": result.seconds}
+    group_steps = result.element_steps.reshape(len(channels), L, n)[:, :, 0]
     return [
         UnitSweep(
             setup.layer,
@@ -251,7 +274,7 @@ def _batch(model, setup, channels, progress):
             closest[u],
             setup.threshold,
             setup.distance_layer,
-            extra=dict(meta),
+            extra={**meta, "steps_per_lambda": group_steps[u].tolist()},
         )
         for u, c in enumerate(channels)
     ]
