@@ -5,11 +5,13 @@ sweep's step.
 
 1. The input gradient of a grey cnn core's first layer (16 channels from one, 13 x 13, 40 px):
    oneDNN's own convolution against ``blocked_conv2d`` (the same correlation between 4 x 4
-   space-to-depth blocks), on 720 images.
+   space-to-depth blocks), with the blocks in channels-first order (its first version, kept here
+   as ``channels_first_blocks``) and in channels-last order (the library's), on 720 images.
 2. One optimization step (forward and backward to the image) of the recorded-neurons model that
    a 40-neuron λ sweep runs (40 neurons x 12 λ x 6 images = 2,880 images of 40 px, the default
    three-layer core and factorized readout, through the model's fast copy): as before (oneDNN's
-   input gradient, ELU out of place), with the blocked path, and with the ELUs in place too.
+   input gradient, ELU out of place), with the blocked path (channels-first blocks), with the ELUs
+   in place too, and with channels-last blocks (the library now).
 
 Medians of alternating rounds in one process, and their ratios (these machines are noisy).
 """
@@ -41,17 +43,42 @@ def seconds(fn):
     return time.perf_counter() - start
 
 
+def channels_first_blocks(x, kernel, padding, out_size, block=bc.BLOCK):
+    """``blocked_conv2d`` as first written: the blocks zero-filled in channels-first order."""
+    n, c, h, w = x.shape
+    o = kernel.shape[0]
+    kb = bc._blocked_kernel(kernel, block)
+    u_count, v_count = kb.shape[-2:]
+    rows, cols = -(-out_size[0] // block), -(-out_size[1] // block)
+    (ph, pw), hb, wb = padding, rows + u_count - 1, cols + v_count - 1
+    blocks = x.new_zeros(n, c, block, block, hb, wb)
+    window = blocks.permute(0, 1, 4, 2, 5, 3)[
+        :, :, ph // block : (ph + h) // block, :, pw // block : (pw + w) // block
+    ]
+    window.copy_(x.reshape(n, c, h // block, block, w // block, block))
+    y = F.conv2d(blocks.reshape(n, c * block * block, hb, wb), kb)
+    y = y.reshape(n, o, block, block, rows, cols).permute(0, 1, 4, 2, 5, 3)
+    return y.reshape(n, o, rows * block, cols * block)[:, :, : out_size[0], : out_size[1]]
+
+
 def first_layer(rounds):
     g = torch.Generator().manual_seed(0)
     kernel = torch.randn(1, 16, 13, 13, generator=g)  # the transposed, flipped 16 -> 1 kernel
     grad_out = torch.randn(720, 16, 28, 28, generator=g)
-    plain = lambda: F.conv2d(grad_out, kernel, padding=12)  # noqa: E731
-    blocked = lambda: bc.blocked_conv2d(grad_out, kernel, (12, 12), (40, 40))  # noqa: E731
-    assert torch.allclose(plain(), blocked(), atol=1e-3)
-    times = {"oneDNN": [], "blocked": []}
+    grad_out = grad_out.contiguous(memory_format=torch.channels_last)  # as the core's layers are
+    runs = {
+        "oneDNN": lambda: F.conv2d(grad_out, kernel, padding=12),
+        "channels-first blocks": lambda: channels_first_blocks(
+            grad_out, kernel, (12, 12), (40, 40)
+        ),
+        "channels-last blocks": lambda: bc.blocked_conv2d(grad_out, kernel, (12, 12), (40, 40)),
+    }
+    want = runs["oneDNN"]()
+    assert all(torch.allclose(want, run(), atol=1e-3) for run in runs.values())
+    times = {k: [] for k in runs}
     for _ in range(rounds):
-        times["oneDNN"].append(seconds(plain))
-        times["blocked"].append(seconds(blocked))
+        for k, run in runs.items():
+            times[k].append(seconds(run))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -73,17 +100,19 @@ def sweep_step(images, rounds):
         x = x0.clone().requires_grad_(True)
         fast(x)[torch.arange(images), unit].sum().backward()
 
-    original = bc.pays
-    times = {"before": [], "blocked": [], "blocked + ELU in place": []}
+    original, library = bc.pays, bc.blocked_conv2d
+    times = {"before": [], "blocked": [], "blocked + ELU in place": [], "channels-last blocks": []}
     try:
         for _ in range(rounds):
-            bc.pays = lambda *a: False
+            bc.pays, bc.blocked_conv2d = (lambda *a: False), channels_first_blocks
             times["before"].append(seconds(lambda: step(without_elu)))
             bc.pays = original
             times["blocked"].append(seconds(lambda: step(without_elu)))
             times["blocked + ELU in place"].append(seconds(lambda: step(with_elu)))
+            bc.blocked_conv2d = library
+            times["channels-last blocks"].append(seconds(lambda: step(with_elu)))
     finally:
-        bc.pays = original
+        bc.pays, bc.blocked_conv2d = original, library
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -94,9 +123,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(torch.get_num_threads())
     layer = first_layer(args.rounds)
-    a, b = layer["oneDNN"], layer["blocked"]
-    print(f"first layer's input gradient, 720 images: oneDNN {a:.3f} s, blocked {b:.3f} s,"
-          f" {a / b:.2f}x", flush=True)  # fmt: skip
+    base = layer["oneDNN"]
+    print(
+        "first layer's input gradient, 720 images: "
+        + ", ".join(f"{k} {v:.3f} s ({base / v:.2f}x)" for k, v in layer.items()),
+        flush=True,
+    )
     step = sweep_step(args.images, args.rounds)
     base = step["before"]
     print(
