@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from preimage.engine import objectives as O
+from preimage.engine import retirement
 from preimage.engine.optim import Optimizer
 from preimage.engine.params import ImageParam, NormalizedParam
 from preimage.engine.render import render
@@ -60,13 +61,17 @@ def group_stop(groups, patience=15):
 GROUPS = [(0, 0.0), (1, 0.5), (2, 2.0), (3, 0.0), (0, 4.0)]
 
 
-def test_groups_leave_at_different_steps_with_their_own_images(toy):
+@pytest.mark.parametrize("part_groups", [None, 2], ids=["one part", "parts of 2 groups"])
+def test_groups_leave_at_different_steps_with_their_own_images(toy, part_groups, monkeypatch):
+    if part_groups:  # each step runs the batch through the network 2 groups at a time
+        monkeypatch.setattr(retirement, "PART_PIXELS", part_groups * N * 16 * 16)
     both = run(toy, GROUPS, group_stop(GROUPS))
     per_group = both.element_steps.view(-1, N)
     assert (per_group == per_group[:, :1]).all()  # a group leaves as a whole
     left = per_group[:, 0]
     assert len(set(left.tolist())) > 1 and int(left.min()) < both.steps  # not all at the end
     for g, group in enumerate(GROUPS):
+        monkeypatch.undo()
         alone = run(toy, [group], group_stop([group]))
         rows = slice(g * N, (g + 1) * N)
         assert alone.steps == int(left[g])  # alone, it stops at the same step

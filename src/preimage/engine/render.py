@@ -251,7 +251,7 @@ def _optimize(model, loop, steps, generator, cap):
     active = None
     if isinstance(stop, GroupConvergence):
         with torch.no_grad():
-            active = ActiveSet(image_param, opt, stop, image_param().shape[0])
+            active = ActiveSet(image_param, opt, stop, image_param())
     # One buffer for the whole trace: a small tensor kept alive every step would sit in a hole of
     # the freed activations that malloc keeps (keep_freed_memory) and fragment the heap, which
     # then grows by the size of a step's activations each step.
@@ -259,19 +259,10 @@ def _optimize(model, loop, steps, generator, cap):
     start = time.perf_counter()
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
-        images = image_param()
-        ctx = forward.step(images, generator, cap)
-        values = objective(ctx)
-        if step == 0 and tuple(values.shape) != (images.shape[0],):
-            raise PreimageError(
-                f"the objective gives {tuple(values.shape)} values for {images.shape[0]} images;"
-                " it must give one per image (with a views stage, wrap per-view terms in"
-                " objectives.over_views)"
-            )
-        loss = -values.sum()
-        loss.backward()
-        total = float(loss.detach())
-        _finite_or_raise(total, step, objective, ctx)
+        parts = [(None, objective)] if active is None else active.parts
+        values, ctx, last = _gradient(image_param, forward, parts, generator, cap)
+        total = -float(values.sum())
+        _finite_or_raise(total, step, last, ctx)
         opt.step()
         if constraints:
             _project(image_param, constraints, model)
@@ -289,7 +280,7 @@ def _optimize(model, loop, steps, generator, cap):
             if bool(done.all()):
                 break
             if bool(done.any()):
-                objective = active.retire(done, step)
+                active.retire(done, step)
         elif stop is not None and stop(step, values):
             break
     seconds = time.perf_counter() - start
@@ -299,6 +290,30 @@ def _optimize(model, loop, steps, generator, cap):
         return trace[: step + 1], seconds, torch.full((trace.shape[1],), step + 1)
     active.restore(step + 1)
     return trace[: step + 1], seconds, active.steps
+
+
+def _gradient(image_param, forward, parts, generator, cap):
+    """One step's forward and backward, part by part: (values, the last part's Context and
+    objective). parts: [(rows, objective)], rows None for the whole batch."""
+    images = image_param()
+    grads, out = [], []
+    for rows, objective in parts:
+        piece = images if rows is None else images[rows].detach().requires_grad_()
+        ctx = forward.step(piece, generator, cap)
+        values = objective(ctx)
+        if tuple(values.shape) != (piece.shape[0],):
+            raise PreimageError(
+                f"the objective gives {tuple(values.shape)} values for {piece.shape[0]} images;"
+                " it must give one per image (with a views stage, wrap per-view terms in"
+                " objectives.over_views)"
+            )
+        (-values.sum()).backward()
+        out.append(values.detach())
+        if rows is not None:
+            grads.append(piece.grad)
+    if grads:
+        images.backward(torch.cat(grads))
+    return (out[0] if len(out) == 1 else torch.cat(out)), ctx, objective
 
 
 @torch.no_grad()
