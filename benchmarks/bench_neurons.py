@@ -230,6 +230,12 @@ def main():
         "median_true_ratio_to_best_training": float(np.median(true_ratio)),
     }
     report["diverse_steps"] = [s.extra.get("steps") for s in div.sweeps[:1]]
+    # each (unit, λ) group leaves the batch once it has converged: its steps, and the mean batch
+    group_steps = np.array([s.extra["steps_per_lambda"] for s in div.sweeps], dtype=float)
+    report["group_steps"] = {
+        "quartiles": np.percentile(group_steps, [0, 25, 50, 75, 100]).tolist(),
+        "mean_share_of_the_batch": float(group_steps.mean() / group_steps.max()),
+    }
     report["times_s"] = times
     figure(rows, meis, div.sweeps, data, os.path.join(a.out, "fig11.png"))
     with open(os.path.join(a.out, "report.json"), "w") as f:
@@ -237,6 +243,7 @@ def main():
     summary = {k: v for k, v in report["fig11"].items() if k != "cells"}
     print("fig11:", summary)
     print("mei:", {k: v for k, v in report["mei"].items() if k != "cosine"})
+    print("group steps:", report["group_steps"])
     print("times:", times)
 
 

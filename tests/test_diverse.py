@@ -137,6 +137,14 @@ def test_hw_complex_cell_maps_its_phase_invariance(hw_sweep):
     assert float(s.normalized_activation[k]) >= 0.8
 
 
+def test_each_lambda_leaves_the_batch_once_converged(hw_sweep):
+    steps = hw_sweep.extra["steps_per_lambda"]
+    assert len(steps) == len(hw_sweep.lambdas)
+    # the sweep ran until its slowest λ had converged; the others had left the batch before
+    assert max(steps) == hw_sweep.extra["steps"] <= hw_sweep.extra["steps_max"]
+    assert min(steps) < max(steps), steps
+
+
 def test_simple_cell_tradeoff_drops_instead(hw_sweep):
     simple = preimage.load_model("simple_cell")
     lam = hw_sweep.chosen_lambda
