@@ -122,3 +122,26 @@ def test_group_convergence_refuses_shared_parameters(toy):
     with pytest.raises(PreimageError, match="one row per image"):
         render(toy, objective([(0, 1.0)]), Shared(), steps=3, stop=group_stop([(0, 1.0)]),
                progress=False)  # fmt: skip
+
+
+def test_divergence_in_a_later_part_names_its_term_and_leaves_the_batch_whole(toy, monkeypatch):
+    monkeypatch.setattr(retirement, "PART_PIXELS", N * 16 * 16)  # one group per part
+    groups = [(0, 0.0), (1, 0.5)]
+
+    def blow_up(kept):  # the second group's objective turns non-finite at once
+        def fn(ctx):
+            return torch.log(-ctx.activations["2"].flatten(1).abs().mean(1) - 1.0)
+
+        bad = O.Objective(fn, ["2"], "bad-term")
+        return objective([groups[g] for g in kept]) + (bad if 1 in kept else 0)
+
+    p = param(toy, groups)
+    stop = GroupConvergence(N, blow_up, patience=15)
+    with pytest.raises(PreimageError, match=r"step 0: non-finite value in term bad-term"):
+        render(toy, objective(groups), p, steps=5, stop=stop, progress=False)
+    assert p().shape[0] == 2 * N
+
+
+def test_no_step_still_gives_every_element_its_steps(toy):
+    result = run(toy, GROUPS, group_stop(GROUPS), steps=0)
+    assert torch.equal(result.element_steps, torch.zeros(len(GROUPS) * N, dtype=torch.long))

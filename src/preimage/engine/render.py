@@ -240,27 +240,47 @@ def render(
         config=config,
         labels=list(labels) if labels else [str(i) for i in range(n)],
         measurements={k: v.detach().float().cpu() for k, v in measured.items()},
-        element_steps=element_steps,
+        element_steps=element_steps
+        if len(element_steps) == n
+        else torch.zeros(n, dtype=torch.long),
     )
 
 
 def _optimize(model, loop, steps, generator, cap):
     """The steps: returns the objective of every element at every step, the seconds, and the
     steps of each element."""
-    image_param, forward, objective, opt, constraints, stop, bar = loop
+    image_param, opt, stop = loop[0], loop[3], loop[5]
     active = None
     if isinstance(stop, GroupConvergence):
         with torch.no_grad():
             active = ActiveSet(image_param, opt, stop, image_param())
+    start = time.perf_counter()
+    try:
+        trace, step = _steps(model, loop, steps, generator, cap, active)
+    except BaseException:  # every row back in the caller's parameterization, even on failure
+        if active is not None:
+            active.restore(0)
+        raise
+    seconds = time.perf_counter() - start
+    if trace is None:  # no step
+        return torch.zeros(0, 0), seconds, torch.zeros(0, dtype=torch.long)
+    if active is None:
+        return trace[: step + 1], seconds, torch.full((trace.shape[1],), step + 1)
+    active.restore(step + 1)
+    return trace[: step + 1], seconds, active.steps
+
+
+def _steps(model, loop, steps, generator, cap, active):
+    """The loop itself: (the trace buffer, the last step), (None, None) for no step."""
+    image_param, forward, objective, opt, constraints, stop, bar = loop
     # One buffer for the whole trace: a small tensor kept alive every step would sit in a hole of
     # the freed activations that malloc keeps (keep_freed_memory) and fragment the heap, which
     # then grows by the size of a step's activations each step.
-    trace = None
-    start = time.perf_counter()
+    trace = step = None
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
         parts = [(None, objective)] if active is None else active.parts
-        values, ctx, last = _gradient(image_param, forward, parts, generator, cap)
+        values, ctx, last = _gradient(image_param, forward, parts, generator, cap, step)
         total = -float(values.sum())
         _finite_or_raise(total, step, last, ctx)
         opt.step()
@@ -283,16 +303,10 @@ def _optimize(model, loop, steps, generator, cap):
                 active.retire(done, step)
         elif stop is not None and stop(step, values):
             break
-    seconds = time.perf_counter() - start
-    if trace is None:  # no step
-        return torch.zeros(0, 0), seconds, torch.zeros(0, dtype=torch.long)
-    if active is None:
-        return trace[: step + 1], seconds, torch.full((trace.shape[1],), step + 1)
-    active.restore(step + 1)
-    return trace[: step + 1], seconds, active.steps
+    return trace, step
 
 
-def _gradient(image_param, forward, parts, generator, cap):
+def _gradient(image_param, forward, parts, generator, cap, step):
     """One step's forward and backward, part by part: (values, the last part's Context and
     objective). parts: [(rows, objective)], rows None for the whole batch."""
     images = image_param()
@@ -307,6 +321,8 @@ def _gradient(image_param, forward, parts, generator, cap):
                 " it must give one per image (with a views stage, wrap per-view terms in"
                 " objectives.over_views)"
             )
+        if len(parts) > 1:  # name the term where it went wrong, in whichever part
+            _finite_or_raise(-float(values.detach().sum()), step, objective, ctx)
         (-values.sum()).backward()
         out.append(values.detach())
         if rows is not None:
