@@ -58,6 +58,7 @@ def test_input_gradient_is_autograds(cin, cout, groups, k, stride, pad, size, ch
         (2, 9, (7, 9), (17, 20), (3, 4)),
         (4, 8, (9, 11), (11, 14), (8, 9)),
         (1, 8, (9, 9), (20, 20), (4, 4)),  # 2- and 4-aligned
+        (1, 8, (5, 5), (9, 9), (6, 7)),  # more padding than the full correlation's
     ],
 )
 def test_blocked_correlation_is_conv2d(block, shape):
