@@ -157,7 +157,10 @@ def main():
     p.add_argument("--task", default="efficientnet_lite0:_blocks.2", help="'none' to skip it")
     p.add_argument("--diverse-steps", type=int, default=1000)
     p.add_argument("--out", default="bench-neurons")
-    p.add_argument("--units-per-batch", type=int, default=0, help="0: as many as fit 4M pixels")
+    p.add_argument(
+        "--units-per-batch", type=int, default=0,
+        help="0: the library's batches (on the CPU every neuron in one)",
+    )  # fmt: skip
     p.add_argument("--reuse", action="store_true", help="reuse OUT's fits of the same population")
     p.add_argument("--progress", action="store_true", help="progress bars of the optimizations")
     a = p.parse_args()
@@ -200,8 +203,7 @@ def main():
     )
     settings = DiverseSettings(target="neurons:all", steps=a.diverse_steps)
     if a.units_per_batch:
-        # a sweep's memory grows step by step in batches of many units (an open issue); smaller
-        # batches keep it bounded
+        # batches of this many units instead of the library's
         import functools
 
         import preimage.methods.cadena.diverse as D

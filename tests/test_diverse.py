@@ -145,6 +145,22 @@ def test_each_lambda_leaves_the_batch_once_converged(hw_sweep):
     assert min(steps) < max(steps), steps
 
 
+@pytest.mark.parametrize("patience, batches", [(5, 1), (0, 3)])
+def test_units_share_a_batch_where_a_step_runs_in_parts(monkeypatch, patience, batches):
+    """On the CPU with groups retiring, a step runs in parts, so every unit fits one batch; without
+    early stopping a step runs whole and the batches keep to MAX_PIXELS."""
+    calls = []
+    batch = D._batch
+    monkeypatch.setattr(D, "_batch", lambda m, s, c, p: calls.append(c) or batch(m, s, c, p))
+    monkeypatch.setattr(D, "MAX_PIXELS", 2 * 2 * 32 * 32)  # one unit: 2 λ x 2 images of 32 px
+    model = preimage.load_model("hw_complex_cell")
+    lambdas, size = [0.0, 1.0], model.layer_info("response").rf_size
+    assert size == 32
+    setup = D.Sweep("response", 2, lambdas, 2, 0.1, patience, None, size, 1.0, 0, 0.9)
+    out = D.sweep(model, setup, [0, 0, 0], progress=False)
+    assert len(out) == 3 and len(calls) == batches
+
+
 def test_simple_cell_tradeoff_drops_instead(hw_sweep):
     simple = preimage.load_model("simple_cell")
     lam = hw_sweep.chosen_lambda

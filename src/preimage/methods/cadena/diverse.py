@@ -52,6 +52,10 @@ from .setting import LAMBDAS, PIXELS, natural_patch_norm, preceding_layer, sweep
 
 PRIOR_WEIGHT = 0.0005  # Cadena et al.'s α of eq. 1, on log P in nats per image
 MAX_PIXELS = 4_000_000  # images per batch (units x λ x n x size²); more units run in more batches
+# where a step runs in parts of whole groups (the CPU, groups retiring: engine/retirement.py) the
+# parts bound a step's memory, and a batch holds only the parameters, Adam's state and the final
+# evaluation: a population's whole sweep (40 neurons at 40 px: 4.6 M) runs as one batch
+IN_PARTS_PIXELS = 32_000_000
 _prior, _prior_weight = prior_fields(PRIOR_WEIGHT)
 
 
@@ -197,9 +201,13 @@ def sweep_setup(model, layer, settings):
     )
 
 
-def sweep(model, setup, channels, progress=True, max_pixels=MAX_PIXELS):
+def sweep(model, setup, channels, progress=True, max_pixels=None):
     """The λ sweep of some units of one layer: a UnitSweep per channel, in batches of at most
-    ``max_pixels`` pixels (images x size²)."""
+    ``max_pixels`` pixels (images x size²; default: ``IN_PARTS_PIXELS`` where a step runs in
+    parts, ``MAX_PIXELS`` elsewhere)."""
+    if max_pixels is None:
+        in_parts = model.device.type == "cpu" and setup.patience > 0
+        max_pixels = IN_PARTS_PIXELS if in_parts else MAX_PIXELS
     per_unit = len(setup.lambdas) * setup.n
     units_per_batch = max(1, int(max_pixels // (per_unit * setup.size * setup.size)))
     out = []
