@@ -95,6 +95,34 @@ def test_cnn_core_smoothness_prefers_smooth_filters():
     assert core(torch.zeros(2, 1, 20, 20)).shape == (2, 4, 10, 10)  # 20 - 8 - 2, no padding
 
 
+def test_first_layer_weight_gradient_as_a_forward_convolution():
+    from preimage.models.fast import weight_gradient
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 2, 11, 12, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 2, 7, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+    want = torch.nn.functional.conv2d(x, w, b, 1, (1, 2))
+    got = weight_gradient.conv2d(x, w, b, (1, 2))
+    grad_out = torch.randn(want.shape, generator=g, dtype=torch.float64)
+    assert torch.equal(got, want)
+    for a, e in zip(torch.autograd.grad(got, (x, w, b), grad_out),
+                    torch.autograd.grad(want, (x, w, b), grad_out)):  # fmt: skip
+        assert torch.allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+def test_cnn_core_trains_with_the_same_gradient_either_way(monkeypatch):
+    from preimage.models.fast import weight_gradient
+
+    core = CNNCore(seed=2).double().train()
+    x = torch.randn(4, 1, 24, 24, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    fast = torch.autograd.grad(core(x).pow(2).sum(), list(core.parameters()))
+    monkeypatch.setattr(weight_gradient, "fits", lambda conv: False)  # oneDNN's own backward
+    plain = torch.autograd.grad(core(x).pow(2).sum(), list(core.parameters()))
+    assert all(torch.allclose(a, e, rtol=1e-10, atol=1e-10) for a, e in zip(fast, plain))
+    assert float(fast[0].abs().max()) > 0
+
+
 def test_task_core_feeds_grey_as_three_equal_channels():
     import preimage
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.fast import weight_gradient
+
 LAPLACE = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
 
 
@@ -33,6 +35,11 @@ class CNNCore(nn.Module):
         self.output = nn.Identity()
 
     def forward(self, x):
+        first = self.layers[0]
+        if self.training and first.weight.requires_grad and weight_gradient.fits(first):
+            # training: the first layer's weight gradient as a forward convolution
+            x = weight_gradient.conv2d(x, first.weight, first.bias, first.padding)
+            return self.output(self.layers[1:](x))
         return self.output(self.layers(x))
 
     def smoothness(self):
