@@ -15,6 +15,7 @@ over the λ sweep. It reports:
 - the wall time of each phase and the process's peak memory.
 
     python benchmarks/bench_neurons.py [--seed 11] [--cells 40] [--images 5000] [--out DIR]
+    python benchmarks/bench_neurons.py --seed 11 --fit-only   # the data-driven fit's time alone
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ def main():
     )  # fmt: skip
     p.add_argument("--reuse", action="store_true", help="reuse OUT's fits of the same population")
     p.add_argument("--progress", action="store_true", help="progress bars of the optimizations")
+    p.add_argument("--fit-only", action="store_true", help="time the data-driven fit only")
     a = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     if a.progress:
@@ -173,6 +175,10 @@ def main():
         "simulate", times, simulate, cells=a.cells, images=a.images, size=a.size, seed=a.seed
     )
     recording = split(*check(data), seed=0)
+    if a.fit_only:
+        fitted = timed("fit_cnn", times, fit, recording, FitSettings(), progress=a.progress)
+        print("cnn:", prediction(fitted, data))
+        return
     fits = os.path.join(a.out, "fits.json")
     simulated = {k: getattr(a, k) for k in ("seed", "cells", "images", "size", "task")}
     earlier = None
