@@ -54,7 +54,7 @@ def test_gaussian_readout_reads_its_position_bilinearly():
         r.mu.copy_(torch.tensor([[-1.0, 1.0], [-1.0 + 1 / 3, 0.0]]))  # (x, y) in [-1, 1]
         r.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
         r.bias.zero_()
-    out = r(features)[0]
+    out = r(features)[0].detach()
     assert float(out[0]) == pytest.approx(float(features[0, 0, 2, 0]))  # bottom-left, channel 0
     # x halfway between columns 0 and 1 of the middle row, channel 1
     assert float(out[1]) == pytest.approx(float(features[0, 1, 1, :2].mean()))
