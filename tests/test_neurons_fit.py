@@ -59,7 +59,7 @@ def test_gaussian_readout_reads_its_position_bilinearly():
     # x halfway between columns 0 and 1 of the middle row, channel 1
     assert float(out[1]) == pytest.approx(float(features[0, 1, 1, :2].mean()))
     r.train()
-    drawn = r.positions(1000)  # around μ while training, inside the map
+    drawn = r.positions(1000).detach()  # around μ while training, inside the map
     assert float(drawn.std(0).mean()) > 0.1 and drawn.abs().max() <= 1
 
 
