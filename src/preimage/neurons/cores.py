@@ -36,7 +36,8 @@ class CNNCore(nn.Module):
 
     def forward(self, x):
         first = self.layers[0]
-        if self.training and first.weight.requires_grad and weight_gradient.fits(first):
+        cpu = x.device.type == "cpu"  # cuDNN's own backward-weights kernels are fast
+        if self.training and cpu and first.weight.requires_grad and weight_gradient.fits(first):
             # training: the first layer's weight gradient as a forward convolution
             x = weight_gradient.conv2d(x, first.weight, first.bias, first.padding)
             return self.output(self.layers[1:](x))
