@@ -177,6 +177,32 @@ def test_fit_is_seeded(recording):
         assert a.metrics["test_correlation"] == b.metrics["test_correlation"]
 
 
+def test_a_plateau_cuts_the_learning_rate_from_the_best_weights_then_stops(recording, monkeypatch):
+    import preimage.neurons.fitting as fitting
+
+    scripted = iter([0.1, 0.5, 0.4, 0.4, 0.6, 0.3, 0.3, 0.3, 0.3, 0.3])
+    optimizers = []
+
+    class Recorded(torch.optim.Adam):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            optimizers.append(self)
+
+    monkeypatch.setattr(
+        fitting, "correlation", lambda p, y: torch.full((y.shape[1],), next(scripted))
+    )
+    monkeypatch.setattr(fitting.torch.optim, "Adam", Recorded)
+    _, rec = recording
+    s = FitSettings(epochs=10, kernels=[7, 3], patience=2, lr_decays=1, lr=0.01)
+    # best at 2, plateau at 4 (back to epoch 2's weights, lr x 0.3), best at 5, plateau at 7: stop
+    assert fit(rec, s, progress=False).metrics["epochs"] == [7]
+    assert optimizers[-1].param_groups[0]["lr"] == pytest.approx(0.003)
+    scripted = iter([0.1, 0.5, 0.4, 0.4, 0.6])
+    s = FitSettings(epochs=10, kernels=[7, 3], patience=2, lr_decays=0, lr=0.01)
+    assert fit(rec, s, progress=False).metrics["epochs"] == [4]  # no cut: the first plateau stops
+    assert optimizers[-1].param_groups[0]["lr"] == 0.01
+
+
 def test_phases_gaps_and_the_rule():
     size = 24
     pair = np.stack([gabor(size, 0.3, 6.0, p, (0.0, 0.0), 3.0) for p in (0.0, np.pi / 2)])

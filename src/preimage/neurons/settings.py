@@ -53,9 +53,14 @@ class FitSettings(Settings):
     ensemble: int = setting(1, "members trained from seeds seed, seed+1, ...", check=between(1, 32))
     epochs: int = setting(200, "maximum epochs", check=between(1, 100000))
     patience: int = setting(
-        10, "stop once the validation correlation has not improved for this many epochs",
+        5, "a plateau: the validation correlation has not improved for this many epochs",
         check=between(1, 100000),
     )  # fmt: skip
+    lr_decays: int = setting(
+        3, "on each plateau, go back to the best epoch and cut the learning rate by LR_DECAY;"
+        " stop at the plateau after this many cuts", check=between(0, 100),
+    )  # fmt: skip
+    lr_decay: float = setting(0.3, "the learning rate's factor at each decay", check=positive)
     batch: int = setting(64, "images per optimizer step", check=between(1, 100000))
     lr: float = setting(0.005, "Adam's learning rate", check=positive)
     sparsity: float = setting(0.01, "weight of the readout's L1 penalty", check=at_least(0))
