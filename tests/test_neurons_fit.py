@@ -21,6 +21,7 @@ from preimage.neurons.ground_truth import (
     envelope_cosine,
     image_phases,
     largest_gap,
+    quadrature_gratings,
 )
 from preimage.neurons.readouts import FactorizedReadout, GaussianReadout
 from preimage.neurons.settings import FitSettings
@@ -209,6 +210,12 @@ def test_phases_gaps_and_the_rule():
     shifted = [gabor(size, 0.3, 6.0, np.radians(d), (0.0, 0.0), 3.0) for d in (0, 90, 200)]
     phases = image_phases(np.stack(shifted), pair)
     assert np.allclose(phases, [0, 90, 200], atol=6)  # a Gabor's phase read off the pair
+    gratings = quadrature_gratings(pair, 5.0, [0, 90, 200, 330])
+    assert np.allclose(np.linalg.norm(gratings.reshape(4, -1), axis=1), 5.0)
+    assert np.allclose(gratings.mean(axis=(1, 2)), 0.0, atol=1e-12)
+    assert np.allclose(image_phases(gratings, pair), [0, 90, 200, 330], atol=6)
+    energy = (gratings.reshape(4, -1) @ pair.reshape(2, -1).T) ** 2  # an energy model's drive
+    assert energy.sum(1).min() / energy.sum(1).max() > 0.95  # answers every phase alike
     assert largest_gap([10.0]) == 360.0
     assert largest_gap([0, 60, 120, 180, 240, 300]) == pytest.approx(60.0)
     assert largest_gap([350, 10]) == pytest.approx(340.0)

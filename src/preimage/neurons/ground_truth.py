@@ -24,6 +24,17 @@ def image_phases(images, pair):
     return np.degrees(np.arctan2(x @ f[1], x @ f[0])) % 360.0
 
 
+def quadrature_gratings(pair, norm, phases):
+    """len(phases) x H x W: the cell's Gabor at each phase (degrees; cos·f_0 + sin·f_90), mean
+    removed and scaled to the L2 norm ``norm``: the images a perfectly phase-invariant model
+    answers equally, at the diverse method's fixed norm."""
+    f = np.asarray(pair, dtype=np.float64)
+    t = np.radians(np.asarray(phases, dtype=np.float64))[:, None, None]
+    x = np.cos(t) * f[0] + np.sin(t) * f[1]
+    x = x - x.mean(axis=(1, 2), keepdims=True)
+    return x * (norm / np.linalg.norm(x.reshape(len(x), -1), axis=1))[:, None, None]
+
+
 def largest_gap(phases):
     """The largest gap (degrees) between neighbouring phases around the circle: 360 for a single
     phase, 360/n for n evenly spread."""
